@@ -1,0 +1,320 @@
+"""Batch recording: many RLM runs of one task, in parallel, durable and resumable.
+
+A batch is the cross product instances x models x temperatures x seeds x
+repeats. Each element is a *slot* with a stable key; a batch's name is derived
+from the task and the plan, so running the same command again resumes it:
+slots with a finished run are skipped, runs left ``running`` by a dead process
+(stale) or ``cancelled`` are deleted and run again. Every finished iteration
+goes to a :class:`~rlmine.store.spool.SpoolWriter` at once; a crash of one run
+is recorded as an ``error`` run and never stops the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from recorder.engine import EngineOptions, answer_value, run_rlm
+from recorder.lm.base import LM
+from recorder.lm.registry import make_lm
+from recorder.tasks import InstanceSpec, TaskSpec, load_task
+from rlmine.ids import new_id
+from rlmine.store import Store
+from rlmine.store.catalog import InstanceRow, upsert_batch, upsert_instances, upsert_task
+from rlmine.store.owners import current_owner, owner_alive
+from rlmine.store.rows import call_row, iteration_row, label_row, run_row, trace_rows
+from rlmine.store.spool import SpoolWriter
+from rlmine.store.writes import delete_runs
+from rlmine.trace import TERMINAL_STATUSES, Iteration, LLMCall, Run, StepLabel, Trace
+
+log = logging.getLogger(__name__)
+
+LMFactory = Callable[..., LM]
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """What to record. Defaults record one simulator run per training instance."""
+
+    runs: int = 1  # repeats of every (instance, model, temperature, seed)
+    models: tuple[str, ...] = ("sim",)
+    sub_model: str | None = None  # default: the root model itself
+    temperatures: tuple[float | None, ...] = (None,)
+    seeds: tuple[int, ...] = (0,)
+    split: str | None = "train"
+    instance_ids: tuple[str, ...] = ()
+    concurrency: int = 4
+    batch: str | None = None
+    budget: dict[str, Any] = field(default_factory=dict)  # overrides of the task's budget
+    api_base: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    lm_options: dict[str, Any] = field(default_factory=dict)  # e.g. simulator latency
+    flush_interval_s: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    key: str
+    instance: InstanceSpec
+    model: str
+    temperature: float | None
+    seed: int
+    repeat: int
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    kind: Literal["planned", "started", "finished"]
+    slot: Slot | None = None
+    run: Run | None = None
+    total: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    batch_name: str
+    task_id: str
+    planned: int
+    skipped: int
+    runs: list[Run] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for run in self.runs:
+            out[run.status] = out.get(run.status, 0) + 1
+        return out
+
+
+def plan_slots(task: TaskSpec, opts: RecordOptions) -> list[Slot]:
+    instances = task.instances_in(opts.split)
+    if opts.instance_ids:
+        wanted = set(opts.instance_ids)
+        instances = [task.instance(i) for i in opts.instance_ids if i in wanted]
+    slots = []
+    for inst in instances:
+        for model in opts.models:
+            for temperature in opts.temperatures:
+                for base_seed in opts.seeds:
+                    for r in range(opts.runs):
+                        seed = base_seed + r
+                        key = f"{inst.id}|{model}|{temperature}|{seed}"
+                        slots.append(Slot(key, inst, model, temperature, seed, r))
+    return slots
+
+
+def default_batch_name(task: TaskSpec, opts: RecordOptions) -> str:
+    plan = {
+        "runs": opts.runs,
+        "models": opts.models,
+        "sub": opts.sub_model,
+        "t": opts.temperatures,
+        "seeds": opts.seeds,
+        "split": opts.split,
+        "ids": opts.instance_ids,
+        "budget": opts.budget,
+    }
+    digest = hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{task.name}-{digest}"
+
+
+class SpoolObserver:
+    """Engine observer: every event goes to the spool as it happens."""
+
+    def __init__(self, spool: SpoolWriter) -> None:
+        self.spool = spool
+        self.run: Run | None = None
+
+    def run_started(self, run: Run) -> None:
+        self.run = run
+        self.spool.write({"runs": [run_row(run)]})
+
+    def iteration_finished(
+        self, iteration: Iteration, calls: Sequence[LLMCall], labels: Sequence[StepLabel]
+    ) -> None:
+        rows: dict[str, list[dict[str, Any]]] = {
+            "iterations": [iteration_row(iteration)],
+            "llm_calls": [call_row(c) for c in calls],
+            "step_labels": [label_row(s) for s in labels],
+        }
+        if self.run is not None:
+            self.run = replace(self.run, n_iterations=iteration.index + 1)
+            rows["runs"] = [run_row(self.run)]
+        self.spool.write(rows)
+
+
+def _prepare(store: Store, task: TaskSpec, opts: RecordOptions, name: str) -> tuple[str, str, set[str]]:
+    """Write the catalogue; return (task_id, batch_id, slot keys already done)."""
+    with store.writer() as con:
+        task_id = upsert_task(
+            con,
+            name=task.name,
+            spec=task.spec_dict(),
+            question=task.question,
+            checker=task.checker_name,
+            source_path=str(task.source),
+        )
+        upsert_instances(
+            con,
+            task_id,
+            [
+                InstanceRow(
+                    id=i.id,
+                    split=i.split,
+                    question=i.question_text(task),
+                    expected=i.expected,
+                    context=i.context_ref(task),
+                )
+                for i in task.instances_in(opts.split)
+            ],
+        )
+        batch_id = upsert_batch(
+            con,
+            name=name,
+            task_id=task_id,
+            params={
+                "runs": opts.runs,
+                "models": list(opts.models),
+                "sub_model": opts.sub_model,
+                "temperatures": list(opts.temperatures),
+                "seeds": list(opts.seeds),
+                "split": opts.split,
+                "budget": opts.budget,
+            },
+        )
+        rows = con.execute(
+            "SELECT id, slot_key, status, owner FROM runs WHERE batch_id = ?", [batch_id]
+        ).fetchall()
+        done: set[str] = set()
+        retry: list[str] = []
+        for run_id, slot_key, status, owner in rows:
+            if status in TERMINAL_STATUSES:
+                if slot_key in done:
+                    retry.append(run_id)  # never keep two finished runs for one slot
+                done.add(slot_key)
+            elif status == "running" and owner_alive(owner):
+                done.add(slot_key)  # another live recorder is on it
+            else:
+                retry.append(run_id)
+        delete_runs(con, retry)
+    return task_id, batch_id, done
+
+
+def _score(task: TaskSpec, inst: InstanceSpec, trace: Trace) -> Run:
+    run = trace.run
+    if run.status == "cancelled":
+        return run
+    if run.final_answer is None:
+        return replace(run, score=0.0, correct=False)
+    try:
+        result = task.make_checker().check(answer_value(trace), inst.expected)
+    except Exception as exc:  # a broken custom checker must not lose the run
+        return replace(run, metadata={**run.metadata, "checker_error": f"{type(exc).__name__}: {exc}"})
+    return replace(run, score=float(result.score), correct=bool(result.correct))
+
+
+def record(
+    task: TaskSpec | str | Path,
+    *,
+    db: Store | str | Path,
+    options: RecordOptions | None = None,
+    on_event: Callable[[BatchEvent], None] | None = None,
+    cancel: threading.Event | None = None,
+    lm_factory: LMFactory = make_lm,
+) -> BatchResult:
+    """Record a batch of runs of ``task`` into the database ``db``."""
+    opts = options or RecordOptions()
+    spec = task if isinstance(task, TaskSpec) else load_task(Path(task))
+    store = db if isinstance(db, Store) else Store.open(Path(db), create=True)
+    cancel = cancel or threading.Event()
+    name = opts.batch or default_batch_name(spec, opts)
+    slots = plan_slots(spec, opts)
+    task_id, batch_id, done = _prepare(store, spec, opts, name)
+    todo = [s for s in slots if s.key not in done]
+    result = BatchResult(batch_id, name, task_id, planned=len(slots), skipped=len(slots) - len(todo))
+    emit = on_event or (lambda _e: None)
+    emit(BatchEvent("planned", total=len(slots), skipped=result.skipped))
+    if not todo:
+        return result
+
+    lm_kw = {"api_base": opts.api_base, "api_key_env": opts.api_key_env, **opts.lm_options}
+    roots = {m: lm_factory(m, role="root", **lm_kw) for m in opts.models}
+    subs = {m: lm_factory(opts.sub_model or m, role="sub", **lm_kw) for m in opts.models}
+    budget = spec.budget.merged(opts.budget)
+    owner = current_owner()
+    lock = threading.Lock()
+    spool = SpoolWriter(store, flush_interval_s=opts.flush_interval_s)
+
+    def one(slot: Slot) -> None:
+        if cancel.is_set():
+            return
+        emit(BatchEvent("started", slot=slot))
+        inst = slot.instance
+        template = Run(
+            id=new_id(),
+            engine="rlmine",
+            status="running",
+            task_id=task_id,
+            instance_id=inst.id,
+            batch_id=batch_id,
+            slot_key=slot.key,
+            owner=owner,
+            expected=json.dumps(inst.expected, ensure_ascii=False, default=str),
+            params={"repeat": slot.repeat, "split": inst.split},
+        )
+        observer = SpoolObserver(spool)
+        try:
+            template = replace(template, context=inst.context_ref(spec))
+            trace = run_rlm(
+                inst.question_text(spec),
+                inst.context_path(spec),
+                lm=roots[slot.model],
+                sub_lm=subs[slot.model],
+                options=EngineOptions(budget=budget, temperature=slot.temperature, seed=slot.seed),
+                run=template,
+                observer=observer,
+                cancel=cancel,
+            )
+            final = replace(trace, run=_score(spec, inst, trace))
+        except Exception as exc:  # a crash of one run never stops the batch
+            log.exception("run %s crashed", template.id)
+            started = observer.run or template
+            final = Trace(
+                run=replace(
+                    started,
+                    status="error",
+                    error=f"{type(exc).__name__}: {exc}",
+                    root_model=slot.model,
+                    score=0.0,
+                    correct=False,
+                )
+            )
+            spool.write({"runs": [run_row(final.run)]})
+        else:
+            spool.write(trace_rows(final))
+        with lock:
+            result.runs.append(final.run)
+        emit(BatchEvent("finished", slot=slot, run=final.run))
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="rlm-run") as pool:
+            for future in [pool.submit(one, s) for s in todo]:
+                future.result()
+    finally:
+        spool.close()
+        for lm in (*roots.values(), *subs.values()):
+            close = getattr(lm, "close", None)
+            if callable(close):
+                close()
+    result.cancelled = cancel.is_set()
+    return result

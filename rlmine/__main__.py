@@ -1,0 +1,3 @@
+from rlmine.cli import main
+
+main()

@@ -1,0 +1,19 @@
+"""Options shared by every command, and resolving them at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rlmine.config import resolve_db_path
+from rlmine.store import Store
+
+DbOption = typer.Option(
+    None, "--db", help="Database file (default: $RLMINE_DB, else traces/rlmine.duckdb).", show_default=False
+)
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def open_store(db: Path | None, *, create: bool = False) -> Store:
+    return Store.open(resolve_db_path(db), create=create)

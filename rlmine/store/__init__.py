@@ -1,0 +1,162 @@
+"""The trace store: the only code that writes SQL against the rlmine database.
+
+Open with :meth:`Store.open`; read with :meth:`Store.reader`, write with
+:meth:`Store.writer` (both short-held: see :mod:`rlmine.store.connection`).
+Recording goes through :class:`~rlmine.store.spool.SpoolWriter` so that each
+finished iteration is durable at once while the file stays open to readers.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from rlmine import __version__
+from rlmine.config import DEFAULT_DB
+from rlmine.errors import SchemaTooNewError, StoreError
+from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect
+from rlmine.store.migrations import LATEST_VERSION, apply_migrations, current_version
+from rlmine.store.writes import save_traces
+from rlmine.trace import Trace
+
+__all__ = ["Store"]
+
+_DUCKDB_MAGIC = b"DUCK"
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a database file", "--db path/to/file.duckdb")
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(16)
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}", "checking the file's permissions") from exc
+    if len(header) == 0:
+        raise StoreError(f"{path} is empty, not a DuckDB database", "deleting it or another --db path")
+    if header[8:12] != _DUCKDB_MAGIC:
+        raise StoreError(
+            f"{path} is not a DuckDB database", "another --db path (rlmine databases end in .duckdb)"
+        )
+
+
+class Store:
+    """A handle on one database file. Cheap: holds a path, not a connection."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
+        self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+
+    # -- opening -----------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        create: bool = False,
+        recover: bool = True,
+        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    ) -> Store:
+        """Open (and with ``create`` make) a database, migrating an older schema.
+
+        Raises :class:`StoreError` for a missing file (unless ``create``), a
+        missing directory, a file that is not DuckDB, or a corrupt file, and
+        :class:`SchemaTooNewError` for a database from a newer rlmine.
+        """
+        store = cls(Path(path), busy_timeout_s=busy_timeout_s)
+        p = store.path
+        if not p.exists():
+            if not create:
+                raise StoreError(
+                    f"no database at {p}",
+                    "`rlmine demo`, `rlmine record` or `rlmine import` to create one, or --db PATH",
+                )
+            parent = p.parent
+            if not parent.exists():
+                if p == DEFAULT_DB:
+                    parent.mkdir(parents=True, exist_ok=True)
+                else:
+                    raise StoreError(
+                        f"directory {parent} does not exist", f"`mkdir -p {parent}` or another --db path"
+                    )
+        else:
+            _check_file(p)
+        store._ensure_schema()
+        if recover:
+            from rlmine.store.spool import recover_spools
+
+            recover_spools(store)
+        return store
+
+    def _ensure_schema(self) -> None:
+        if self.path.exists():
+            with self._connect(read_only=True) as con:
+                version = current_version(con)
+            if version > LATEST_VERSION:
+                raise SchemaTooNewError(
+                    f"{self.path} has schema version {version}, newer than this rlmine understands ({LATEST_VERSION})",
+                    "upgrading rlmine (pip install -U rlmine)",
+                )
+            if version == LATEST_VERSION:
+                return
+            if version > 0:
+                backup = self.path.with_name(f"{self.path.name}.bak-v{version}")
+                shutil.copy2(self.path, backup)
+        with self._connect(read_only=False) as con:
+            apply_migrations(con, __version__)
+
+    @contextmanager
+    def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.path, read_only=read_only, busy_timeout_s=self.busy_timeout_s)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # -- connections -------------------------------------------------------------
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection, held only for the ``with`` block."""
+        with self._connect(read_only=True) as con:
+            yield con
+
+    @contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection inside one transaction (commit on success)."""
+        with self._connect(read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # -- convenience -------------------------------------------------------------
+    def save_traces(self, traces: Iterable[Trace]) -> dict[str, int]:
+        with self.writer() as con:
+            return save_traces(con, traces)
+
+    def schema_version(self) -> int:
+        with self.reader() as con:
+            return current_version(con)
+
+    def info(self) -> dict[str, Any]:
+        """Path, schema version, row counts and size on disk."""
+        from rlmine.store.queries import table_counts
+
+        with self.reader() as con:
+            counts = table_counts(con)
+            version = current_version(con)
+        return {
+            "path": str(self.path),
+            "schema_version": version,
+            "latest_schema_version": LATEST_VERSION,
+            "size_bytes": self.path.stat().st_size,
+            "counts": counts,
+        }

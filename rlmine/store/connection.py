@@ -1,0 +1,77 @@
+"""Opening DuckDB files: short-held connections, lock retries, clear errors.
+
+DuckDB lets one process hold a database file read-write, and while it does no
+other process can open the file at all, not even read-only. rlmine therefore
+never keeps a connection open longer than one batch of work: writers (the
+recorder's flusher, importers, CLI commands) and readers (dashboard, CLI) open,
+work for milliseconds, and close. Whoever finds the file locked retries with
+jittered backoff for up to ``busy_timeout_s`` before giving up with
+:class:`DatabaseBusyError`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from rlmine.errors import DatabaseBusyError, StoreError
+
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+def _classify(path: Path, exc: duckdb.Error) -> StoreError:
+    text = str(exc)
+    if "not a valid DuckDB database" in text:
+        return StoreError(
+            f"{path} is not a DuckDB database",
+            "a different --db path (rlmine databases end in .duckdb)",
+        )
+    if ("older" in text and "version" in text) or ("newer" in text and "version" in text):
+        return StoreError(f"{path} was written by an incompatible DuckDB version: {text.splitlines()[0]}")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return StoreError(
+        f"cannot open {path}: the file is corrupt or unreadable ({first})",
+        "restoring a backup (*.bak-v*) or pointing --db at another file",
+    )
+
+
+def connect(
+    path: Path, *, read_only: bool, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+) -> duckdb.DuckDBPyConnection:
+    """Open ``path``, retrying while another process holds the lock."""
+    deadline = time.monotonic() + busy_timeout_s
+    delay = 0.005
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not is_lock_error(exc):
+                raise _classify(path, exc) from exc
+            if time.monotonic() >= deadline:
+                raise DatabaseBusyError(
+                    f"{path} stayed locked by another process for {busy_timeout_s:.0f}s",
+                    "again when the other rlmine command has finished, or raise --busy-timeout",
+                ) from exc
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.25)
+
+
+@contextmanager
+def open_connection(
+    path: Path, *, read_only: bool, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(path, read_only=read_only, busy_timeout_s=busy_timeout_s)
+    try:
+        yield con
+    finally:
+        con.close()

@@ -1,0 +1,187 @@
+"""Numbered, append-only schema migrations.
+
+A migration, once released, is never edited: the schema grows only by adding a
+new entry at the end of :data:`MIGRATIONS`. ``schema_migrations`` records which
+ones a database has had. ``docs/schema.md`` is generated from these (see
+:func:`rlmine.store.schema_doc.render_schema_markdown`) and a test keeps it true.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+_M0001_CORE = """
+CREATE TABLE tasks (
+    id          VARCHAR PRIMARY KEY,
+    name        VARCHAR NOT NULL UNIQUE,
+    spec        JSON,
+    question    VARCHAR,
+    checker     VARCHAR,
+    source_path VARCHAR,
+    created_at  TIMESTAMP
+);
+CREATE TABLE instances (
+    task_id           VARCHAR NOT NULL,
+    id                VARCHAR NOT NULL,
+    split             VARCHAR,
+    question          VARCHAR,
+    expected          JSON,
+    context_path      VARCHAR,
+    context_generator JSON,
+    context_sha256    VARCHAR,
+    context_bytes     BIGINT,
+    metadata          JSON,
+    PRIMARY KEY (task_id, id)
+);
+CREATE TABLE batches (
+    id         VARCHAR PRIMARY KEY,
+    name       VARCHAR NOT NULL UNIQUE,
+    task_id    VARCHAR,
+    params     JSON,
+    created_at TIMESTAMP
+);
+CREATE TABLE runs (
+    id                VARCHAR PRIMARY KEY,
+    task_id           VARCHAR,
+    instance_id       VARCHAR,
+    engine            VARCHAR NOT NULL,
+    engine_version    VARCHAR,
+    root_model        VARCHAR,
+    sub_model         VARCHAR,
+    params            JSON,
+    status            VARCHAR NOT NULL,
+    question          VARCHAR,
+    context_path      VARCHAR,
+    context_generator JSON,
+    context_sha256    VARCHAR,
+    context_bytes     BIGINT,
+    context_kind      VARCHAR,
+    final_answer      VARCHAR,
+    expected          VARCHAR,
+    score             DOUBLE,
+    correct           BOOLEAN,
+    n_iterations      INTEGER,
+    n_llm_calls       INTEGER,
+    n_sub_calls       INTEGER,
+    tokens_in         BIGINT,
+    tokens_out        BIGINT,
+    cost              DOUBLE,
+    wall_s            DOUBLE,
+    started_at        TIMESTAMP,
+    finished_at       TIMESTAMP,
+    batch_id          VARCHAR,
+    slot_key          VARCHAR,
+    error             VARCHAR,
+    parent_run_id     VARCHAR,
+    parent_call_id    VARCHAR,
+    source_hash       VARCHAR,
+    owner             VARCHAR,
+    metadata          JSON
+);
+CREATE TABLE iterations (
+    run_id           VARCHAR NOT NULL,
+    idx              INTEGER NOT NULL,
+    reasoning        VARCHAR,
+    code             VARCHAR,
+    stdout           VARCHAR,
+    stderr           VARCHAR,
+    error            VARCHAR,
+    error_kind       VARCHAR,
+    duration_s       DOUBLE,
+    root_tokens_in   BIGINT,
+    root_tokens_out  BIGINT,
+    root_latency_s   DOUBLE,
+    output_truncated BOOLEAN,
+    submitted        BOOLEAN,
+    started_at       TIMESTAMP,
+    metadata         JSON,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE llm_calls (
+    id            VARCHAR PRIMARY KEY,
+    run_id        VARCHAR NOT NULL,
+    iteration     INTEGER,
+    role          VARCHAR NOT NULL,
+    model         VARCHAR,
+    prompt        VARCHAR,
+    prompt_sha256 VARCHAR,
+    prompt_chars  BIGINT,
+    response      VARCHAR,
+    reasoning     VARCHAR,
+    tokens_in     BIGINT,
+    tokens_out    BIGINT,
+    cost          DOUBLE,
+    latency_s     DOUBLE,
+    started_at    TIMESTAMP,
+    error         VARCHAR,
+    child_run_id  VARCHAR,
+    metadata      JSON
+);
+CREATE TABLE step_labels (
+    run_id     VARCHAR NOT NULL,
+    iteration  INTEGER NOT NULL,
+    line_start INTEGER NOT NULL,
+    line_end   INTEGER NOT NULL,
+    tactic     VARCHAR NOT NULL,
+    PRIMARY KEY (run_id, iteration, line_start)
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "core trace tables", _M0001_CORE),)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version        INTEGER PRIMARY KEY,
+    name           VARCHAR NOT NULL,
+    applied_at     TIMESTAMP NOT NULL,
+    rlmine_version VARCHAR
+)
+"""
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version of an open database (0 for a blank one)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()
+    if not exists or exists[0] == 0:
+        return 0
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def apply_migrations(
+    con: duckdb.DuckDBPyConnection, rlmine_version: str, upto: int | None = None
+) -> list[int]:
+    """Apply every pending migration (up to ``upto``), each in its own transaction."""
+    con.execute(_BOOKKEEPING)
+    have = current_version(con)
+    applied: list[int] = []
+    for migration in MIGRATIONS:
+        if migration.version <= have or (upto is not None and migration.version > upto):
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(migration.sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, now()::TIMESTAMP, ?)",
+                [migration.version, migration.name, rlmine_version],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied

@@ -1,0 +1,170 @@
+"""Read functions over an open connection: SQL in DuckDB, results as DataFrames or traces.
+
+Every function takes a connection (from :meth:`Store.reader`) so a caller can
+run several queries under one short-held connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from rlmine.errors import NotFoundError
+from rlmine.store.owners import owner_alive
+from rlmine.store.rows import call_from_row, iteration_from_row, label_from_row, run_from_row
+from rlmine.trace import RUN_STATUSES, Trace
+
+TRACE_TABLES = ("tasks", "instances", "batches", "runs", "iterations", "llm_calls", "step_labels")
+STATUS_FILTERS = (*RUN_STATUSES, "stale")
+
+RUN_LIST_COLUMNS = (
+    "id",
+    "task_id",
+    "instance_id",
+    "engine",
+    "root_model",
+    "sub_model",
+    "status",
+    "correct",
+    "score",
+    "n_iterations",
+    "n_llm_calls",
+    "tokens_in",
+    "tokens_out",
+    "cost",
+    "wall_s",
+    "started_at",
+    "batch_id",
+    "owner",
+)
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    out: dict[str, int] = {}
+    for table in TRACE_TABLES:
+        if table in present:
+            row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+            out[table] = int(row[0]) if row else 0
+    return out
+
+
+def _records(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    cur = con.execute(sql, list(params))
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def list_runs(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    task: str | None = None,
+    status: str | None = None,
+    engine: str | None = None,
+    batch: str | None = None,
+    limit: int | None = 200,
+) -> pd.DataFrame:
+    """Runs, newest first. ``status="stale"`` means running with a dead owner."""
+    where, params = ["parent_run_id IS NULL"], []
+    if task:
+        where.append("(r.task_id = ? OR t.name = ?)")
+        params += [task, task]
+    if status and status != "stale":
+        where.append("r.status = ?")
+        params.append(status)
+    elif status == "stale":
+        where.append("r.status = 'running'")
+    if engine:
+        where.append("r.engine = ?")
+        params.append(engine)
+    if batch:
+        where.append("(r.batch_id = ? OR b.name = ?)")
+        params += [batch, batch]
+    cols = ", ".join(f"r.{c}" for c in RUN_LIST_COLUMNS)
+    sql = (
+        f"SELECT {cols}, t.name AS task FROM runs r "
+        "LEFT JOIN tasks t ON t.id = r.task_id LEFT JOIN batches b ON b.id = r.batch_id "
+        f"WHERE {' AND '.join(where)} ORDER BY r.id DESC"
+    )
+    if limit is not None and status != "stale":
+        sql += f" LIMIT {int(limit)}"
+    df = con.execute(sql, params).df()
+    if status == "stale":
+        df = df[[not owner_alive(o) for o in df["owner"]]]
+        if limit is not None:
+            df = df.head(limit)
+    return df.reset_index(drop=True)
+
+
+def stale_run_ids(con: duckdb.DuckDBPyConnection, batch_id: str | None = None) -> list[str]:
+    sql = "SELECT id, owner FROM runs WHERE status = 'running'"
+    params: list[Any] = []
+    if batch_id:
+        sql += " AND batch_id = ?"
+        params.append(batch_id)
+    return [rid for rid, owner in con.execute(sql, params).fetchall() if not owner_alive(owner)]
+
+
+def resolve_run_id(con: duckdb.DuckDBPyConnection, run_id: str) -> str:
+    """Accept a full id or a unique prefix (like git)."""
+    rows = con.execute(
+        "SELECT id FROM runs WHERE id = ? OR starts_with(id, ?) ORDER BY id LIMIT 3", [run_id, run_id]
+    ).fetchall()
+    exact = [r[0] for r in rows if r[0] == run_id]
+    if exact:
+        return str(exact[0])
+    if len(rows) == 1:
+        return str(rows[0][0])
+    if not rows:
+        raise NotFoundError(f"no run with id {run_id!r}", "`rlmine runs list` to see run ids")
+    raise NotFoundError(f"run id prefix {run_id!r} is ambiguous", "a longer prefix")
+
+
+def get_trace(con: duckdb.DuckDBPyConnection, run_id: str, *, children: bool = True) -> Trace:
+    """One run with its iterations, calls, labels (and nested child runs)."""
+    rid = resolve_run_id(con, run_id)
+    run_rows = _records(con, "SELECT * FROM runs WHERE id = ?", [rid])
+    run = run_from_row(run_rows[0])
+    its = _records(con, "SELECT * FROM iterations WHERE run_id = ? ORDER BY idx", [rid])
+    calls = _records(
+        con, "SELECT * FROM llm_calls WHERE run_id = ? ORDER BY iteration NULLS FIRST, started_at, id", [rid]
+    )
+    labels = _records(con, "SELECT * FROM step_labels WHERE run_id = ? ORDER BY iteration, line_start", [rid])
+    kids: tuple[Trace, ...] = ()
+    if children:
+        child_ids = [
+            r[0]
+            for r in con.execute("SELECT id FROM runs WHERE parent_run_id = ? ORDER BY id", [rid]).fetchall()
+        ]
+        kids = tuple(get_trace(con, cid) for cid in child_ids)
+    return Trace(
+        run=run,
+        iterations=tuple(iteration_from_row(r) for r in its),
+        calls=tuple(call_from_row(r) for r in calls),
+        labels=tuple(label_from_row(r) for r in labels),
+        children=kids,
+    )
+
+
+def iter_run_ids(con: duckdb.DuckDBPyConnection, *, top_level_only: bool = True) -> list[str]:
+    sql = "SELECT id FROM runs" + (" WHERE parent_run_id IS NULL" if top_level_only else "") + " ORDER BY id"
+    return [r[0] for r in con.execute(sql).fetchall()]
+
+
+def success_by_task(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per task and root model: runs, finished runs, correct runs, success rate."""
+    return con.execute(
+        """
+        SELECT coalesce(t.name, r.task_id, '(no task)') AS task, r.root_model,
+               count(*) AS runs,
+               count(*) FILTER (WHERE r.status IN ('submitted', 'budget_exhausted')) AS finished,
+               count(*) FILTER (WHERE r.correct) AS correct,
+               avg(CASE WHEN r.correct IS NULL THEN NULL WHEN r.correct THEN 1.0 ELSE 0.0 END) AS success_rate
+        FROM runs r LEFT JOIN tasks t ON t.id = r.task_id
+        WHERE r.parent_run_id IS NULL
+        GROUP BY ALL ORDER BY task, r.root_model
+        """
+    ).df()

@@ -1,0 +1,261 @@
+"""Pure conversions between trace values and table rows (plain dicts).
+
+One path for every writer: the engine's spool, importers and exports all turn
+:class:`~rlmine.trace.Trace` values into rows here, and :func:`trace_from_rows`
+turns rows back into values. JSON columns travel as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from rlmine.ids import sha256_text
+from rlmine.trace import (
+    MAX_STORED_PROMPT_CHARS,
+    ContextRef,
+    Iteration,
+    LLMCall,
+    Run,
+    StepLabel,
+    Trace,
+)
+
+Row = dict[str, Any]
+
+_S, _I, _B, _F, _T = pa.string(), pa.int64(), pa.bool_(), pa.float64(), pa.timestamp("us")
+
+# Column order and Arrow type of every trace table (matches migrations.py).
+SCHEMAS: dict[str, pa.Schema] = {
+    "runs": pa.schema(
+        [
+            ("id", _S),
+            ("task_id", _S),
+            ("instance_id", _S),
+            ("engine", _S),
+            ("engine_version", _S),
+            ("root_model", _S),
+            ("sub_model", _S),
+            ("params", _S),
+            ("status", _S),
+            ("question", _S),
+            ("context_path", _S),
+            ("context_generator", _S),
+            ("context_sha256", _S),
+            ("context_bytes", _I),
+            ("context_kind", _S),
+            ("final_answer", _S),
+            ("expected", _S),
+            ("score", _F),
+            ("correct", _B),
+            ("n_iterations", _I),
+            ("n_llm_calls", _I),
+            ("n_sub_calls", _I),
+            ("tokens_in", _I),
+            ("tokens_out", _I),
+            ("cost", _F),
+            ("wall_s", _F),
+            ("started_at", _T),
+            ("finished_at", _T),
+            ("batch_id", _S),
+            ("slot_key", _S),
+            ("error", _S),
+            ("parent_run_id", _S),
+            ("parent_call_id", _S),
+            ("source_hash", _S),
+            ("owner", _S),
+            ("metadata", _S),
+        ]
+    ),
+    "iterations": pa.schema(
+        [
+            ("run_id", _S),
+            ("idx", _I),
+            ("reasoning", _S),
+            ("code", _S),
+            ("stdout", _S),
+            ("stderr", _S),
+            ("error", _S),
+            ("error_kind", _S),
+            ("duration_s", _F),
+            ("root_tokens_in", _I),
+            ("root_tokens_out", _I),
+            ("root_latency_s", _F),
+            ("output_truncated", _B),
+            ("submitted", _B),
+            ("started_at", _T),
+            ("metadata", _S),
+        ]
+    ),
+    "llm_calls": pa.schema(
+        [
+            ("id", _S),
+            ("run_id", _S),
+            ("iteration", _I),
+            ("role", _S),
+            ("model", _S),
+            ("prompt", _S),
+            ("prompt_sha256", _S),
+            ("prompt_chars", _I),
+            ("response", _S),
+            ("reasoning", _S),
+            ("tokens_in", _I),
+            ("tokens_out", _I),
+            ("cost", _F),
+            ("latency_s", _F),
+            ("started_at", _T),
+            ("error", _S),
+            ("child_run_id", _S),
+            ("metadata", _S),
+        ]
+    ),
+    "step_labels": pa.schema(
+        [("run_id", _S), ("iteration", _I), ("line_start", _I), ("line_end", _I), ("tactic", _S)]
+    ),
+}
+
+# Columns that hold JSON text.
+JSON_COLUMNS = {"params", "context_generator", "metadata"}
+
+
+def dumps(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+
+
+def _loads(value: Any) -> Any:
+    if value is None or isinstance(value, dict | list):
+        return value
+    return json.loads(value)
+
+
+def run_row(run: Run) -> Row:
+    ctx = run.context
+    return {
+        "id": run.id,
+        "task_id": run.task_id,
+        "instance_id": run.instance_id,
+        "engine": run.engine,
+        "engine_version": run.engine_version,
+        "root_model": run.root_model,
+        "sub_model": run.sub_model,
+        "params": dumps(run.params),
+        "status": run.status,
+        "question": run.question,
+        "context_path": ctx.path,
+        "context_generator": dumps(ctx.generator),
+        "context_sha256": ctx.sha256,
+        "context_bytes": ctx.bytes,
+        "context_kind": ctx.kind,
+        "final_answer": run.final_answer,
+        "expected": run.expected,
+        "score": run.score,
+        "correct": run.correct,
+        "n_iterations": run.n_iterations,
+        "n_llm_calls": run.n_llm_calls,
+        "n_sub_calls": run.n_sub_calls,
+        "tokens_in": run.tokens_in,
+        "tokens_out": run.tokens_out,
+        "cost": run.cost,
+        "wall_s": run.wall_s,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "batch_id": run.batch_id,
+        "slot_key": run.slot_key,
+        "error": run.error,
+        "parent_run_id": run.parent_run_id,
+        "parent_call_id": run.parent_call_id,
+        "source_hash": run.source_hash,
+        "owner": run.owner,
+        "metadata": dumps(run.metadata),
+    }
+
+
+def iteration_row(it: Iteration) -> Row:
+    row = {f.name: getattr(it, f.name) for f in fields(Iteration)}
+    row["idx"] = row.pop("index")
+    row["metadata"] = dumps(it.metadata)
+    return row
+
+
+def call_row(call: LLMCall) -> Row:
+    row = {f.name: getattr(call, f.name) for f in fields(LLMCall)}
+    prompt = call.prompt
+    if prompt is not None:
+        row["prompt_chars"] = call.prompt_chars if call.prompt_chars is not None else len(prompt)
+        row["prompt_sha256"] = call.prompt_sha256 or sha256_text(prompt)
+        if len(prompt) > MAX_STORED_PROMPT_CHARS:
+            row["prompt"] = None  # huge prompts: hash and size only
+    row["metadata"] = dumps(call.metadata)
+    return row
+
+
+def label_row(label: StepLabel) -> Row:
+    return {f.name: getattr(label, f.name) for f in fields(StepLabel)}
+
+
+def trace_rows(trace: Trace) -> dict[str, list[Row]]:
+    """Rows for every table, for this trace and its nested children."""
+    out: dict[str, list[Row]] = {name: [] for name in SCHEMAS}
+    for t in trace.walk():
+        out["runs"].append(run_row(t.run))
+        out["iterations"].extend(iteration_row(i) for i in t.iterations)
+        out["llm_calls"].extend(call_row(c) for c in t.calls)
+        out["step_labels"].extend(label_row(s) for s in t.labels)
+    return out
+
+
+def to_arrow(table: str, rows: list[Row]) -> pa.Table:
+    schema = SCHEMAS[table]
+    columns = {name: [row.get(name) for row in rows] for name in schema.names}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def _ts(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def run_from_row(row: Row) -> Run:
+    ctx = ContextRef(
+        path=row.get("context_path"),
+        generator=_loads(row.get("context_generator")),
+        sha256=row.get("context_sha256"),
+        bytes=row.get("context_bytes"),
+        kind=row.get("context_kind"),
+    )
+    names = {f.name for f in fields(Run)} - {"context"}
+    values = {k: row.get(k) for k in names}
+    values["params"] = _loads(row.get("params")) or {}
+    values["metadata"] = _loads(row.get("metadata")) or {}
+    values["started_at"] = _ts(row.get("started_at"))
+    values["finished_at"] = _ts(row.get("finished_at"))
+    for counter in ("n_iterations", "n_llm_calls", "n_sub_calls"):
+        values[counter] = int(row.get(counter) or 0)
+    return Run(context=ctx, **values)
+
+
+def iteration_from_row(row: Row) -> Iteration:
+    values = {f.name: row.get(f.name) for f in fields(Iteration) if f.name != "index"}
+    values["metadata"] = _loads(row.get("metadata")) or {}
+    values["started_at"] = _ts(row.get("started_at"))
+    values["output_truncated"] = bool(row.get("output_truncated"))
+    values["submitted"] = bool(row.get("submitted"))
+    return Iteration(index=int(row["idx"]), **values)
+
+
+def call_from_row(row: Row) -> LLMCall:
+    values = {f.name: row.get(f.name) for f in fields(LLMCall)}
+    values["metadata"] = _loads(row.get("metadata")) or {}
+    values["started_at"] = _ts(row.get("started_at"))
+    return LLMCall(**values)
+
+
+def label_from_row(row: Row) -> StepLabel:
+    return StepLabel(**{f.name: row[f.name] for f in fields(StepLabel)})
