@@ -76,7 +76,9 @@ _register_all()
 def main() -> None:
     """Console-script entry point: run the app, turn domain errors into one line."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except RlmineError as exc:
         err_console().print(f"Error: {exc.one_line()}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)

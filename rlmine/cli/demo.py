@@ -1,0 +1,120 @@
+"""``rlmine demo``: the whole offline pipeline in one command (what ``make demo`` runs).
+
+1. make a demo task with a seeded generator (reused when it already exists);
+2. record a batch of runs with the RLM **simulator** (root and sub-LM), in parallel;
+3. run the later stages that exist in this version (mining, agents: not yet);
+4. print a summary and the next commands to try.
+
+Re-running reuses the task and the batch: finished runs are not recorded again.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rlmine.cli.options import DbOption, open_store
+from rlmine.cli.output import console
+from rlmine.store import Store
+
+DEFAULT_DEMO_DIR = Path("traces") / "demo"
+
+
+def demo_cmd(
+    family: str = typer.Option("celebrities", "--family", help="Demo task family (see `rlmine tasks list`)."),
+    size: str = typer.Option("16MB", "--size", help="Context size of each instance (100KB to 1GB)."),
+    instances: int = typer.Option(
+        10, "--instances", min=1, max=1000, help="Instances to generate (60% train)."
+    ),
+    runs: int = typer.Option(
+        24, "--runs", min=1, max=100_000, help="Runs to record, spread over the train instances."
+    ),
+    concurrency: int = typer.Option(4, "-c", "--concurrency", min=1, max=64, help="Runs in flight at once."),
+    seed: int = typer.Option(1, "--seed", help="Seed of the generated task."),
+    out: Path = typer.Option(DEFAULT_DEMO_DIR, "--out", help="Where demo tasks are written."),
+    sim_latency: float | None = typer.Option(
+        None, "--sim-latency", min=0, help="Add simulated LM latency (scale)."
+    ),
+    db: Path | None = DbOption,
+) -> None:
+    """Run the offline demo: make a task, record runs with the simulator, summarise."""
+    from recorder.batch import RecordOptions, record
+    from recorder.families import get_family, make_task, parse_size
+    from recorder.tasks import load_task
+    from rlmine.cli.progress import BatchProgress, sigint_cancels, summary_table
+
+    get_family(family)
+    size_bytes = parse_size(size)
+    term = console()
+    term.print("[bold]rlmine demo[/] — offline: the LLM is rlmine's [bold]simulator[/], not a real model.")
+    task_dir = out / f"{family}-{size.lower()}-n{instances}-s{seed}"
+    task_file = task_dir / "task.yaml"
+    if task_file.exists():
+        term.print(f"1. task: reusing {task_file}")
+    else:
+        term.print(f"1. task: generating {instances} × {size} of {family} data into {task_dir}")
+        make_task(family, task_dir, size_bytes=size_bytes, instances=instances, seed=seed)
+    spec = load_task(task_file)
+    train = spec.instances_in("train") or list(spec.instances)
+    repeats = max(1, math.ceil(runs / len(train)))
+    store = open_store(db, create=True)
+    term.print(
+        f"2. record: {len(train)} train instances × {repeats} runs, {concurrency} at a time → {store.path}"
+    )
+    opts = RecordOptions(
+        runs=repeats,
+        models=("sim",),
+        split="train" if spec.instances_in("train") else None,
+        concurrency=concurrency,
+        batch=f"demo-{spec.name}-x{repeats}",
+        lm_options={"latency": sim_latency} if sim_latency is not None else {},
+    )
+    cancel = threading.Event()
+    bar = BatchProgress(term, f"recording {spec.name}")
+    with sigint_cancels(cancel, term), bar.progress:
+        result = record(spec, db=store, options=opts, on_event=bar, cancel=cancel)
+    if result.skipped:
+        term.print(f"   reused {result.skipped} of {result.planned} runs recorded earlier")
+    if result.runs:
+        term.print(summary_table(result))
+    term.print("3. mine tactics, build an agent, eval: not in this version yet (see docs/architecture.md).")
+    _summary(term, store, result.batch_id)
+    if result.cancelled:
+        raise typer.Exit(130)
+
+
+def _summary(term: Console, store: Store, batch_id: str) -> None:
+    with store.reader() as con:
+        row = con.execute(
+            """
+            SELECT count(*), count(*) FILTER (WHERE correct), sum(n_iterations), sum(n_sub_calls),
+                   sum(coalesce(tokens_in, 0) + coalesce(tokens_out, 0)),
+                   (SELECT count(*) FROM step_labels l JOIN runs r2 ON r2.id = l.run_id WHERE r2.batch_id = ?),
+                   max(id)
+            FROM runs WHERE batch_id = ?
+            """,
+            [batch_id, batch_id],
+        ).fetchone() or (0, 0, 0, 0, 0, 0, None)
+    n, correct, iters, subs, tokens, labels, last = row
+    table = Table(title="4. in the database", title_justify="left", show_header=False)
+    table.add_row("runs", f"{n}  ({correct or 0} correct, {100 * (correct or 0) / max(n, 1):.0f}%)")
+    table.add_row("iterations", f"{iters or 0:,}")
+    table.add_row("sub-LLM calls", f"{subs or 0:,}")
+    table.add_row("tokens (simulated)", f"{tokens or 0:,}")
+    table.add_row("ground-truth step labels", f"{labels:,}")
+    term.print(table)
+    db_flag = "" if str(store.path) == "traces/rlmine.duckdb" else f" --db {store.path}"
+    term.print("Next:")
+    term.print(f"  rlmine runs list{db_flag}")
+    if last:
+        term.print(f"  rlmine runs show {last}{db_flag}")
+    term.print(f"  rlmine dashboard{db_flag}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_cmd)
