@@ -17,7 +17,7 @@ RunStatus = Literal["running", "submitted", "budget_exhausted", "error", "cancel
 RUN_STATUSES: tuple[str, ...] = ("running", "submitted", "budget_exhausted", "error", "cancelled")
 TERMINAL_STATUSES: tuple[str, ...] = ("submitted", "budget_exhausted", "error")
 Role = Literal["root", "sub"]
-ErrorKind = Literal["code", "timeout", "sandbox", "parse", "lm"]
+ErrorKind = Literal["code", "timeout", "memory", "sandbox", "parse", "lm"]
 
 # Prompts above this size are stored as hash + size only (a root prompt can hold
 # a whole conversation; a sub prompt a large chunk of the context).

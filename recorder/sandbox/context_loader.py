@@ -1,0 +1,96 @@
+"""Load the run's context once, inside the worker, from a file or a directory.
+
+Formats: "text" → str, "json" → the parsed value, "jsonl" → list of parsed lines, a
+directory → ``{relative_path: text}``; "auto" picks json/jsonl by extension, else text.
+
+Text files of 16 MB and more are read by :mod:`recorder.sandbox.text_reader`, which fills
+the string in place so that a 1 GB context does not need 2 GB at the peak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from recorder.sandbox import text_reader
+
+JSON_SUFFIXES = (".json",)
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+class ContextLoadError(Exception):
+    """The context exists but cannot be read in the requested format."""
+
+
+def resolve_format(path: str, context_format: str) -> str:
+    if os.path.isdir(path):
+        return "directory"
+    if context_format != "auto":
+        return context_format
+    lower = path.lower()
+    if lower.endswith(JSON_SUFFIXES):
+        return "json"
+    if lower.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    return "text"
+
+
+def context_bytes(path: str) -> int:
+    """Size on disk of a context file or directory (used to size the memory limit)."""
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            total += os.path.getsize(os.path.join(root, name))
+    return total
+
+
+def load_context(path: str, context_format: str) -> Any:
+    kind = resolve_format(path, context_format)
+    try:
+        if kind == "directory":
+            return _load_directory(path)
+        if kind == "json":
+            with open(path, encoding="utf-8") as handle:
+                return json.load(handle)
+        if kind == "jsonl":
+            return _load_jsonl(path)
+        return read_text(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ContextLoadError(f"cannot load {path} as {kind}: {type(exc).__name__}: {exc}") from None
+
+
+def _load_jsonl(path: str) -> list[Any]:
+    records: list[Any] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError as exc:
+                raise ValueError(f"line {number}: {exc}") from None
+    return records
+
+
+def _load_directory(path: str) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for root, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted(names):
+            full = os.path.join(root, name)
+            files[os.path.relpath(full, path).replace(os.sep, "/")] = read_text(full)
+    return files
+
+
+def read_text(path: str) -> str:
+    """The file as a str (UTF-8, invalid bytes replaced); large files are filled in place."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size >= text_reader.CHUNK and text_reader.in_place_supported():
+            text, ascii_prefix = text_reader.read_ascii(handle, size)
+            return text if text is not None else text_reader.read_utf8(handle, ascii_prefix)
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read()

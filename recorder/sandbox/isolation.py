@@ -1,0 +1,196 @@
+"""OS-level confinement the worker applies to itself before any user code runs.
+
+The worker does this itself (rather than in a ``preexec_fn``) because ``preexec_fn`` is
+unsafe in a host with threads, and the host runs up to 32 sandboxes from threads. Nothing
+user-controlled runs before these steps, so the effect is the same. In order:
+
+1. join the host-made pids cgroup (``pids.max`` = max_processes; root only);
+2. Linux namespaces, when permitted: a new network namespace (no interfaces: even loopback
+   is down), a new PID namespace (the host and other sandboxes are invisible and cannot be
+   signalled; when its first process dies the kernel kills every process in it) and a
+   private mount namespace with a fresh ``/proc`` (so ``/proc/<host pid>/environ`` does not
+   exist). As root the worker unshares directly; otherwise through a user namespace mapping
+   its own uid. A PID namespace only applies to children, so the worker forks once: the
+   parent waits and relays the exit status, the child carries on as the worker;
+3. rlimits: file size, no core files, and — when not root — the number of processes of
+   the uid (root is exempt from RLIMIT_NPROC in the kernel, hence the cgroup and the
+   in-process guards of :mod:`recorder.sandbox.guards`);
+4. after the context is loaded, the address-space limit (sized to fit the context);
+5. ``PR_SET_NO_NEW_PRIVS`` and, when the worker holds capabilities (root), dropping all of
+   them including the bounding set, so user code cannot raise the rlimits back, leave the
+   namespaces or regain privileges through ``execve``.
+
+Every step is best effort and reported in the worker's ``isolation`` record.
+Known limits: as root without capabilities the worker still owns root's files (it can
+read anything root can, e.g. the repository), and Unix sockets on the filesystem remain
+reachable; run rlmine as an unprivileged user for a tighter box.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import signal
+import sys
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MS_REC, MS_PRIVATE = 0x4000, 0x40000
+PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+MB = 1 << 20
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def count_user_tasks(uid: int) -> int:
+    """Threads and processes owned by ``uid`` (what RLIMIT_NPROC counts)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as handle:
+                status = handle.read()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)]:
+            total += int(fields.get("Threads", "1").strip() or 1)
+    return total
+
+
+def join_cgroup(path: str | None) -> bool:
+    if not path:
+        return False
+    try:
+        with open(os.path.join(path, "cgroup.procs"), "w") as handle:
+            handle.write(str(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def _unshare_user_namespace(libc: ctypes.CDLL, flags: int) -> bool:
+    uid, gid = os.geteuid(), os.getegid()
+    if libc.unshare(flags | CLONE_NEWUSER) != 0:
+        return False
+    # Map our own ids so files we create keep their owner (an unmapped uid cannot create files).
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{uid} {uid} 1")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    return True
+
+
+def _relay_child(pid: int, close_fds: tuple[int, ...]) -> None:
+    """The parent left outside the PID namespace: wait for the worker, exit as it did."""
+    for fd in close_fds:  # the host must see EOF as soon as the real worker dies
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(128 - code if code < 0 else code)
+
+
+def enter_namespaces(mode: str, isolate_network: bool, close_in_parent: tuple[int, ...]) -> list[str]:
+    """Enter new namespaces (see module doc); returns the names of those applied."""
+    if mode == "off" or not sys.platform.startswith("linux"):
+        return []
+    libc = _libc()
+    flags = CLONE_NEWPID | CLONE_NEWNS | (CLONE_NEWNET if isolate_network else 0)
+    applied: list[str] = []
+    if mode == "auto" and libc.unshare(flags) == 0:
+        pass
+    elif _unshare_user_namespace(libc, flags):
+        applied.append("userns")
+    else:
+        return []
+    if isolate_network:
+        applied.append("netns")
+    pid = os.fork()
+    if pid:
+        _relay_child(pid, close_in_parent)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    applied.append("pidns")
+    private = libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) == 0
+    if private and libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) == 0:
+        applied.append("proc")
+    return applied
+
+
+def _set_limit(which: int, value: int) -> None:
+    _soft, hard = resource.getrlimit(which)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(which, (value, value))
+
+
+def apply_rlimits(file_size_limit_mb: int, nproc_limit: int | None) -> None:
+    """File size, core dumps and (when given) processes; SIGXFSZ becomes an EFBIG error."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    _set_limit(resource.RLIMIT_FSIZE, file_size_limit_mb * MB)
+    _set_limit(resource.RLIMIT_CORE, 0)
+    if nproc_limit is not None:
+        _set_limit(resource.RLIMIT_NPROC, nproc_limit)
+
+
+def limit_memory(memory_limit_mb: int, context_size: int) -> int:
+    """Cap the address space, leaving room to work on the loaded context; returns MB."""
+    try:
+        with open("/proc/self/statm") as handle:
+            mapped = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        mapped = 0
+    limit = max(memory_limit_mb * MB, mapped + max(512 * MB, int(1.5 * context_size)))
+    _set_limit(resource.RLIMIT_AS, limit)
+    return limit // MB
+
+
+def _has_capabilities() -> bool:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16) != 0
+    except (OSError, ValueError):
+        pass
+    return os.geteuid() == 0
+
+
+def drop_privileges() -> list[str]:
+    """No new privileges through exec; drop every capability (root). Returns what applied."""
+    if not sys.platform.startswith("linux"):
+        return []
+    libc = _libc()
+    applied = []
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
+        applied.append("no-new-privs")
+    if _has_capabilities():
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as handle:
+                last_cap = int(handle.read())
+        except (OSError, ValueError):
+            last_cap = 40
+        for cap in range(last_cap + 1):
+            libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+        libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
+        data = (ctypes.c_uint32 * 6)()
+        if libc.capset(header, data) == 0:
+            applied.append("caps-dropped")
+    return applied

@@ -1,0 +1,102 @@
+"""The worker's start-up sequence and main loop (runs inside the sandbox process).
+
+Order matters: confinement that needs privileges (cgroup, namespaces) comes first; the
+context is loaded before the address-space limit so that limit can be sized to it;
+privileges are dropped and the Python guards installed last, just before the ``ready``
+frame. From then on only user code runs, one cell per ``exec`` frame.
+
+Settings arrive as one JSON argument (see ``SubprocessSandbox._settings``); nothing in them
+is secret.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from recorder.sandbox import guards, isolation
+from recorder.sandbox.context_loader import ContextLoadError, context_bytes, load_context
+from recorder.sandbox.protocol import write_frame
+from recorder.sandbox.runtime import CellRunner, CellTimer, LLMBridge, serve_forever
+
+
+def _confine(settings: dict[str, Any], fds: tuple[int, int]) -> dict[str, str]:
+    record: dict[str, str] = {}
+    root = os.geteuid() == 0
+    nproc = None if root else isolation.count_user_tasks(os.getuid()) + int(settings["max_processes"])
+    in_cgroup = isolation.join_cgroup(settings.get("cgroup"))
+    isolate_network = not settings["network"]
+    namespaces = isolation.enter_namespaces(settings["namespaces"], isolate_network, fds)
+    isolation.apply_rlimits(int(settings["file_size_limit_mb"]), nproc)
+    process_limits = [
+        name for name, on in (("cgroup-pids", in_cgroup), ("rlimit-nproc", nproc is not None)) if on
+    ]
+    record["processes"] = "+".join([*process_limits, "fork-guard"])
+    record["pid"] = "+".join(name for name in namespaces if name in ("pidns", "proc")) or "none"
+    record["userns"] = "yes" if "userns" in namespaces else "no"
+    if isolate_network:
+        record["network"] = "netns" if "netns" in namespaces else "socket-guard"
+    else:
+        record["network"] = "allowed"
+    record["files"] = f"rlimit-fsize={settings['file_size_limit_mb']}MB"
+    return record
+
+
+def _load(settings: dict[str, Any]) -> tuple[Any, int]:
+    path = settings.get("context_path")
+    if not path:
+        return None, 0
+    return load_context(path, settings["context_format"]), context_bytes(path)
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def serve(raw_settings: str) -> int:
+    started = time.monotonic()
+    faulthandler.enable()  # a crash in C code leaves the cell's line in the worker's stderr
+    settings = json.loads(raw_settings)
+    cmd_fd, res_fd = int(settings["cmd_fd"]), int(settings["res_fd"])
+    record = _confine(settings, (cmd_fd, res_fd))
+    try:
+        context, size = _load(settings)
+    except ContextLoadError as exc:
+        write_frame(res_fd, {"op": "ready", "error": str(exc)})
+        return 2
+    record["memory"] = f"rlimit-as={isolation.limit_memory(int(settings['memory_limit_mb']), size)}MB"
+    record["privileges"] = "+".join(isolation.drop_privileges()) or "unchanged"
+    guards.block_process_creation()
+    if not settings["network"]:
+        guards.block_network()
+    timer = CellTimer()
+    bridge = LLMBridge(cmd_fd, res_fd, bool(settings["llm"]), timer)
+    runner = CellRunner(
+        context, bridge, timer, float(settings["cell_timeout_s"]), int(settings["max_output_chars"])
+    )
+    write_frame(
+        res_fd,
+        {
+            "op": "ready",
+            "isolation": record,
+            "context_type": type(context).__name__,
+            "context_len": len(context) if hasattr(context, "__len__") else None,
+            "ready_s": time.monotonic() - started,
+            "peak_rss_mb": _peak_rss_mb(),
+        },
+    )
+    del context
+    serve_forever(runner, bridge, cmd_fd, res_fd)
+    sys.stdout.flush()
+    return 0

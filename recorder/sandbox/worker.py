@@ -1,0 +1,35 @@
+"""Entry point of the sandbox worker process: ``python -s -P worker.py SETTINGS_JSON``.
+
+The host starts this file by path with ``-P`` (the script's directory is not put on
+``sys.path``). The worker-side modules (``serve``, ``runtime``, ``isolation``, ``guards``,
+``capture``, ``protocol``, ``context_loader``, ``text_reader``) use the standard library
+only; to import them without running ``recorder/__init__.py`` and
+``recorder/sandbox/__init__.py`` (host-side code that may grow heavy imports and would slow
+every worker start), the two packages are registered as bare modules whose ``__path__``
+points at their directories. Nothing is added to ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+
+def _register_packages() -> None:
+    sandbox_dir = os.path.dirname(os.path.abspath(__file__))
+    for name, path in (("recorder", os.path.dirname(sandbox_dir)), ("recorder.sandbox", sandbox_dir)):
+        package = types.ModuleType(name)
+        package.__path__ = [path]
+        sys.modules[name] = package
+
+
+def main() -> int:
+    _register_packages()
+    from recorder.sandbox.serve import serve
+
+    return serve(sys.argv[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,424 @@
+"""The sandboxed REPL, with real worker processes: behaviour, limits, recovery."""
+
+from __future__ import annotations
+
+import gc
+import glob
+import hashlib
+import json
+import os
+import resource
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from recorder.sandbox import ExecutionResult, Sandbox, SandboxConfig, SandboxError, SubprocessSandbox
+from recorder.sandbox.capture import CappedWriter
+from recorder.sandbox.context_loader import read_text
+from rlmine.errors import UserError
+
+
+class RecordingLM:
+    """An LLM handler that answers with the upper-cased prompt and records every call."""
+
+    def __init__(self, delay_s: float = 0.0, fail: bool = False) -> None:
+        self.calls: list[tuple[list[str], str | None]] = []
+        self.delay_s = delay_s
+        self.fail = fail
+
+    def __call__(self, prompts: list[str], model: str | None) -> list[str]:
+        self.calls.append((list(prompts), model))
+        time.sleep(self.delay_s)
+        if self.fail:
+            raise ConnectionError("provider is down")
+        return [prompt.upper() for prompt in prompts]
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SubprocessSandbox]:
+    with SubprocessSandbox(SandboxConfig(cell_timeout_s=5), RecordingLM()) as box:
+        yield box
+
+
+def run_ok(box: SubprocessSandbox, code: str) -> ExecutionResult:
+    result = box.execute(code)
+    assert result.error is None, result.error
+    return result
+
+
+# --- the REPL ------------------------------------------------------------------------------
+
+
+def test_namespace_persists_and_code_errors_keep_it(sandbox: SubprocessSandbox) -> None:
+    run_ok(sandbox, "x = 41\ndef inc(v):\n    return v + 1")
+    failed = sandbox.execute("y = inc(x)\nraise ValueError('bad input')")
+    assert failed.error_kind == "code" and not failed.restarted
+    assert failed.error is not None and "ValueError: bad input" in failed.error
+    assert '<cell 2>", line 2' in failed.error and "serve" not in failed.error  # user frames only
+    assert run_ok(sandbox, "print(x, y)").stdout == "41 42\n"
+
+
+def test_syntax_error_is_a_code_error(sandbox: SubprocessSandbox) -> None:
+    result = sandbox.execute("def broken(:\n    pass")
+    assert result.error_kind == "code" and result.error is not None and "SyntaxError" in result.error
+    assert run_ok(sandbox, "print('still here')").stdout == "still here\n"
+
+
+def test_stdout_and_stderr_are_separate(sandbox: SubprocessSandbox) -> None:
+    result = run_ok(sandbox, "import sys\nprint('out')\nprint('err', file=sys.stderr)")
+    assert (result.stdout, result.stderr, result.stdout_bytes) == ("out\n", "err\n", 4)
+
+
+def test_lone_surrogates_never_leave_the_worker(sandbox: SubprocessSandbox) -> None:
+    result = run_ok(sandbox, "bad = 'a\\udcff'\nprint(bad)\nSUBMIT({bad: [bad, llm_query(bad)]})")
+    assert result.stdout == "a\ufffd\n" and result.answer == {"a\ufffd": ["a\ufffd", "A\ufffd"]}
+    result.stdout.encode("utf-8")  # would raise on a surrogate
+
+
+def test_submit_stops_the_cell_and_converts_the_answer(sandbox: SubprocessSandbox) -> None:
+    result = run_ok(
+        sandbox,
+        "import numpy as np\nprint('before')\nSUBMIT({'n': np.int64(3), 't': (1, 2)})\nprint('after')",
+    )
+    assert result.submitted and result.answer == {"n": 3, "t": [1, 2]}
+    assert result.stdout == "before\n"
+    assert not run_ok(sandbox, "z = 1").submitted
+    final = run_ok(sandbox, "total = 7\nFINAL_VAR('total')")
+    assert final.submitted and final.answer == 7
+
+
+def test_llm_query_reaches_the_handler() -> None:
+    lm = RecordingLM()
+    with SubprocessSandbox(SandboxConfig(), lm) as box:
+        result = run_ok(
+            box,
+            "a = llm_query('who is it?', model='small')\n"
+            "b = llm_query_batched(['x', 'y', 'z'])\n"
+            "print(a, b, llm_query_batched([]))",
+        )
+    assert result.stdout == "WHO IS IT? ['X', 'Y', 'Z'] []\n"
+    assert lm.calls == [(["who is it?"], "small"), (["x", "y", "z"], None)]
+
+
+def test_llm_failures_become_errors_in_the_cell() -> None:
+    with SubprocessSandbox(SandboxConfig(), RecordingLM(fail=True)) as box:
+        result = box.execute("llm_query('hi')")
+        assert result.error is not None and "ConnectionError: provider is down" in result.error
+        assert "TypeError" in (box.execute("llm_query(['not', 'a', 'str'])").error or "")
+    with SubprocessSandbox(SandboxConfig(), None) as box:
+        result = box.execute("llm_query('hi')")
+        assert result.error is not None and "without an LM handler" in result.error
+    with SubprocessSandbox(SandboxConfig(), lambda prompts, model: ["only one"]) as box:
+        result = box.execute("llm_query_batched(['a', 'b'])")
+        assert result.error is not None and "wrong number of responses" in result.error
+
+
+def test_time_waiting_for_the_llm_does_not_count_against_the_cell() -> None:
+    with SubprocessSandbox(SandboxConfig(cell_timeout_s=1.0), RecordingLM(delay_s=0.6)) as box:
+        result = run_ok(box, "print([llm_query(str(i)) for i in range(3)])")
+    assert result.stdout == "['0', '1', '2']\n" and result.duration_s > 1.5
+
+
+def test_parallel_sandboxes_in_threads() -> None:
+    results: dict[int, str] = {}
+
+    def work(index: int) -> None:
+        with SubprocessSandbox(SandboxConfig(), RecordingLM()) as box:
+            run_ok(box, f"n = {index}")
+            results[index] = run_ok(box, "print(n, llm_query('q' + str(n)))").stdout
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {i: f"{i} Q{i}\n" for i in range(6)}
+
+
+# --- contexts --------------------------------------------------------------------------------
+
+
+def test_text_context_of_about_a_megabyte(tmp_path: os.PathLike[str]) -> None:
+    text = "".join(f"line {i}: naïve café ☕\n" for i in range(40_000))
+    path = os.path.join(tmp_path, "ctx.txt")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    with SubprocessSandbox(SandboxConfig(context_path=path)) as box:
+        result = run_ok(
+            box,
+            "import hashlib\nprint(type(context).__name__, len(context), hashlib.sha256(context.encode()).hexdigest())",
+        )
+    assert result.stdout.split() == ["str", str(len(text)), hashlib.sha256(text.encode()).hexdigest()]
+
+
+def test_json_jsonl_and_directory_contexts(tmp_path: os.PathLike[str]) -> None:
+    root = str(tmp_path)
+    with open(os.path.join(root, "c.json"), "w") as handle:
+        json.dump({"items": [1, 2, 3]}, handle)
+    with open(os.path.join(root, "c.jsonl"), "w") as handle:
+        handle.write('{"id": 1}\n\n{"id": 2}\n')
+    os.makedirs(os.path.join(root, "tree", "sub"))
+    for name, body in (("tree/a.txt", "alpha"), ("tree/sub/b.log", "beta")):
+        with open(os.path.join(root, name), "w") as handle:
+            handle.write(body)
+    expected = {
+        "c.json": "{'items': [1, 2, 3]}",
+        "c.jsonl": "[{'id': 1}, {'id': 2}]",
+        "tree": "{'a.txt': 'alpha', 'sub/b.log': 'beta'}",
+    }
+    for name, shown in expected.items():
+        with SubprocessSandbox(SandboxConfig(context_path=os.path.join(root, name))) as box:
+            assert run_ok(box, "print(context)").stdout == shown + "\n"
+    with SubprocessSandbox(
+        SandboxConfig(context_path=os.path.join(root, "c.json"), context_format="text")
+    ) as box:
+        assert run_ok(box, "print(type(context).__name__)").stdout == "str\n"
+
+
+def test_bad_contexts_fail_to_start(tmp_path: os.PathLike[str]) -> None:
+    with pytest.raises(UserError, match="context not found"):
+        SubprocessSandbox(SandboxConfig(context_path=os.path.join(tmp_path, "missing.txt"))).start()
+    broken = os.path.join(tmp_path, "broken.jsonl")
+    with open(broken, "w") as handle:
+        handle.write('{"ok": 1}\n{not json\n')
+    box = SubprocessSandbox(SandboxConfig(context_path=broken))
+    with pytest.raises(SandboxError, match="line 2"):
+        box.start()
+    box.shutdown()
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"tail\n",
+        "caf\u00e9\n".encode(),
+        "\u2615 mug\n".encode(),
+        "\U0001f600 face\n".encode(),
+        b"bad \xfe\xff byte",
+    ],
+    ids=["ascii", "latin-1", "ucs2", "ucs4", "invalid"],
+)
+def test_large_text_is_filled_in_place_for_every_string_kind(tmp_path: os.PathLike[str], tail: bytes) -> None:
+    # 16 MB minus one byte, then a 2-byte character: it straddles the reader's chunk boundary.
+    body = b"0123456789abcdef" * (1 << 20)
+    data = body[:-1] + "\u00e9".encode() + tail if tail != b"tail\n" else body + tail
+    path = os.path.join(tmp_path, "big.txt")
+    with open(path, "wb") as handle:
+        handle.write(data)
+    text = read_text(path)
+    expected = data.decode("utf-8", errors="replace")
+    assert len(text) == len(expected) and text == expected and hash(text) == hash(expected)
+    assert text[-12:] == expected[-12:] and (text + "!").endswith(expected[-3:] + "!")
+
+
+# --- output capture -------------------------------------------------------------------------
+
+
+def test_capped_writer_keeps_head_and_tail_and_counts_bytes() -> None:
+    writer = CappedWriter(10)
+    for piece in ("abc", "defg", "h" * 1000, "é", "xyz"):
+        writer.write(piece)
+    text, cut = writer.value()
+    assert (text, cut, writer.truncated) == ("abcde" + "hhéxyz"[-5:], 5, True)
+    assert writer.chars == 1011 and writer.bytes == 1012
+    small = CappedWriter(10)
+    small.write("héllo")
+    assert small.value() == ("héllo", None) and not small.truncated
+
+
+@pytest.mark.slow
+def test_printing_a_gigabyte_is_capped_and_cheap_for_the_host() -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with SubprocessSandbox(SandboxConfig(max_output_chars=1000)) as box:
+        big = box.execute("print('a', 'x' * (10**9 - 2), 'z', sep='')")
+        lines = box.execute("for i in range(10**6):\n    print(i)")
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert big.error is None and big.output_truncated and big.stdout_bytes == 10**9 + 1
+    assert big.stdout_cut == 500 and big.stdout == "a" + "x" * 997 + "z\n"
+    assert (
+        lines.output_truncated
+        and lines.stdout.startswith("0\n1\n2\n")
+        and lines.stdout.endswith("999998\n999999\n")
+    )
+    assert len(lines.stdout) == 1000 and lines.stdout_cut == 500
+    assert grown_mb < 100
+
+
+# --- limits and recovery ---------------------------------------------------------------------
+
+
+def test_soft_timeout_interrupts_and_keeps_the_namespace(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "ctx.txt")
+    with open(path, "w") as handle:
+        handle.write("the context")
+    with SubprocessSandbox(SandboxConfig(context_path=path, cell_timeout_s=1)) as box:
+        run_ok(box, "kept = 'yes'")
+        result = box.execute("while True:\n    pass")
+        assert result.error_kind == "timeout" and not result.restarted
+        assert result.error is not None and "1 s" in result.error
+        assert run_ok(box, "print(kept, context)").stdout == "yes the context\n"
+
+
+def test_hard_timeout_restarts_the_worker(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "ctx.txt")
+    with open(path, "w") as handle:
+        handle.write("the context")
+    with SubprocessSandbox(SandboxConfig(context_path=path, cell_timeout_s=1)) as box:
+        run_ok(box, "kept = 'yes'")
+        stubborn = "import time\nwhile True:\n    try:\n        time.sleep(100)\n    except BaseException:\n        pass"
+        result = box.execute(stubborn)
+        assert result.error_kind == "timeout" and result.restarted
+        assert result.error is not None and "variables were lost" in result.error
+        assert run_ok(box, "print(context, 'kept' in globals())").stdout == "the context False\n"
+
+
+def test_huge_allocation_raises_memory_error_and_the_worker_survives(sandbox: SubprocessSandbox) -> None:
+    run_ok(sandbox, "kept = 1")
+    result = sandbox.execute("x = bytearray(50 * 1024**3)")
+    assert result.error_kind == "memory" and not result.restarted
+    assert run_ok(sandbox, "print(kept)").stdout == "1\n"
+    assert "not allowed" in (
+        sandbox.execute("import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))").error or ""
+    )
+
+
+def test_file_size_limit_stops_a_ten_gigabyte_write(tmp_path: os.PathLike[str]) -> None:
+    workdir = os.path.join(tmp_path, "scratch")
+    with SubprocessSandbox(SandboxConfig(file_size_limit_mb=8, workdir=workdir)) as box:
+        code = "chunk = b'0' * (1 << 20)\nwith open('big.bin', 'wb') as f:\n    for _ in range(10 * 1024):\n        f.write(chunk)"
+        result = box.execute(code)
+        assert result.error_kind == "code" and "File too large" in (result.error or "")
+        assert os.path.getsize(os.path.join(workdir, "big.bin")) <= 8 << 20
+        assert run_ok(box, "print('ok')").stdout == "ok\n"
+    assert os.path.isdir(workdir)  # a workdir given by the caller is kept
+
+
+def test_worker_death_is_reported_and_the_worker_restarted(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "ctx.txt")
+    with open(path, "w") as handle:
+        handle.write("ctx")
+    with SubprocessSandbox(SandboxConfig(context_path=path)) as box:
+        for code, detail in (
+            ("import os\nos._exit(1)", "exit status 1"),
+            ("import ctypes\nctypes.string_at(0)", "SIGSEGV"),
+        ):
+            run_ok(box, "kept = 1")
+            result = box.execute(code)
+            assert result.error_kind == "sandbox" and result.restarted
+            assert result.error is not None and detail in result.error
+            assert run_ok(box, "print(context, 'kept' in globals())").stdout == "ctx False\n"
+        os.remove(path)  # the next restart cannot reload the context
+        with pytest.raises(SandboxError):
+            box.execute("import os\nos._exit(3)")
+
+
+def test_process_creation_is_blocked(sandbox: SubprocessSandbox) -> None:
+    result = sandbox.execute("import os\nwhile True:\n    os.fork()")
+    assert result.error_kind == "code" and "PermissionError" in (result.error or "")
+    for code in ("import subprocess\nsubprocess.run(['true'])", "import os\nos.system('true')"):
+        assert "PermissionError" in (sandbox.execute(code).error or "")
+    assert run_ok(sandbox, "print('alive')").stdout == "alive\n"
+
+
+def test_ctypes_fork_bomb_is_bounded_by_the_kernel() -> None:
+    with SubprocessSandbox(SandboxConfig(max_processes=16)) as box:
+        if box.isolation["processes"] == "fork-guard":
+            pytest.skip("no kernel process limit on this platform (needs a pids cgroup or non-root)")
+        code = (
+            "import ctypes\nlibc = ctypes.CDLL(None)\nforked = 0\n"
+            "for _ in range(300):\n    pid = libc.fork()\n    if pid == 0:\n        libc.pause()\n"
+            "    elif pid > 0:\n        forked += 1\nprint(forked)"
+        )
+        forked = int(run_ok(box, code).stdout)
+        assert 0 < forked < 16
+    assert not glob.glob(f"/sys/fs/cgroup/**/rlmine-sandbox-{os.getpid()}-*", recursive=True)
+
+
+def test_environment_holds_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    with SubprocessSandbox(SandboxConfig(extra_env={"TASK_HINT": "logs"})) as box:
+        result = run_ok(
+            box,
+            "import os\nprint(os.environ.get('OPENAI_API_KEY'), os.environ['TASK_HINT'], os.getcwd() == os.environ['HOME'])",
+        )
+        assert result.stdout == "None logs True\n"
+        if "proc" not in box.isolation["pid"]:
+            pytest.skip("no private /proc here: other processes' environments stay readable")
+        scan = "import glob\nfound = []\nfor p in glob.glob('/proc/*/environ'):\n    try:\n        found.append(open(p, 'rb').read())\n    except OSError:\n        pass\nprint(any(b'sk-test-secret' in e for e in found), len(found))"
+        assert run_ok(box, scan).stdout.split()[0] == "False"
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[int]:
+    server = socket.create_server(("127.0.0.1", 0))
+    yield server.getsockname()[1]
+    server.close()
+
+
+@pytest.mark.parametrize("namespaces", ["auto", "off"])
+def test_network_is_blocked(loopback_server: int, namespaces: str) -> None:
+    with SubprocessSandbox(SandboxConfig(namespaces=namespaces)) as box:  # type: ignore[arg-type]
+        network = box.isolation["network"]
+        assert network in {"netns", "socket-guard"}
+        guarded = box.execute(
+            f"import socket\nsocket.create_connection(('127.0.0.1', {loopback_server}), timeout=2)"
+        )
+        assert guarded.error is not None and "PermissionError" in guarded.error
+        raw = box.execute(
+            f"import _socket\ns = _socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', {loopback_server}))"
+        )
+        if network == "netns":  # even the raw socket module finds no network
+            assert raw.error is not None and "unreachable" in raw.error
+        if namespaces == "off":
+            assert network == "socket-guard"
+
+
+def test_network_can_be_allowed(loopback_server: int) -> None:
+    with SubprocessSandbox(SandboxConfig(network=True)) as box:
+        assert box.isolation["network"] == "allowed"
+        run_ok(
+            box,
+            f"import socket\nsocket.create_connection(('127.0.0.1', {loopback_server}), timeout=2).close()",
+        )
+
+
+def test_user_namespace_mode_still_runs_cells(tmp_path: os.PathLike[str]) -> None:
+    with SubprocessSandbox(SandboxConfig(namespaces="userns")) as box:
+        assert run_ok(box, "open('f.txt', 'w').write('hi')\nprint(open('f.txt').read())").stdout == "hi\n"
+        assert box.isolation["userns"] in {"yes", "no"}
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+
+
+def test_shutdown_is_idempotent_and_removes_the_scratch_dir() -> None:
+    box: Sandbox = SubprocessSandbox(SandboxConfig())
+    result = box.execute("open('note.txt', 'w').write('x')")  # execute starts it lazily
+    assert result.error is None
+    assert isinstance(box, SubprocessSandbox)
+    workdir = box.workdir
+    assert workdir is not None and os.path.exists(os.path.join(workdir, "note.txt"))
+    box.shutdown()
+    box.shutdown()
+    assert not os.path.exists(workdir)
+    with pytest.raises(SandboxError):
+        box.execute("1")
+
+
+def test_garbage_collection_releases_the_worker() -> None:
+    box = SubprocessSandbox(SandboxConfig())
+    box.start()
+    workdir = box.workdir
+    del box
+    gc.collect()
+    assert workdir is not None and not os.path.exists(workdir)
+
+
+def test_invalid_config_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="cell_timeout_s"):
+        SubprocessSandbox(SandboxConfig(cell_timeout_s=0))
+    with pytest.raises(UserError, match="context format"):
+        SubprocessSandbox(SandboxConfig(context_format="xml"))  # type: ignore[arg-type]
