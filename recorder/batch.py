@@ -153,7 +153,9 @@ class SpoolObserver:
         self.spool.write(rows)
 
 
-def _prepare(store: Store, task: TaskSpec, opts: RecordOptions, name: str) -> tuple[str, str, set[str]]:
+def _prepare(
+    store: Store, task: TaskSpec, opts: RecordOptions, name: str, slots: Sequence[Slot]
+) -> tuple[str, str, set[str]]:
     """Write the catalogue; return (task_id, batch_id, slot keys already done)."""
     with store.writer() as con:
         task_id = upsert_task(
@@ -175,7 +177,8 @@ def _prepare(store: Store, task: TaskSpec, opts: RecordOptions, name: str) -> tu
                     expected=i.expected,
                     context=i.context_ref(task),
                 )
-                for i in task.instances_in(opts.split)
+                # the planned instances: --instance may pick one outside --split
+                for i in {s.instance.id: s.instance for s in slots}.values()
             ],
         )
         batch_id = upsert_batch(
@@ -239,7 +242,7 @@ def record(
     cancel = cancel or threading.Event()
     name = opts.batch or default_batch_name(spec, opts)
     slots = plan_slots(spec, opts)
-    task_id, batch_id, done = _prepare(store, spec, opts, name)
+    task_id, batch_id, done = _prepare(store, spec, opts, name, slots)
     todo = [s for s in slots if s.key not in done]
     result = BatchResult(batch_id, name, task_id, planned=len(slots), skipped=len(slots) - len(todo))
     emit = on_event or (lambda _e: None)

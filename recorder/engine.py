@@ -10,6 +10,12 @@ sandbox or a failed root call (``error``), or on cancellation (``cancelled``).
 The engine returns a :class:`~rlmine.trace.Trace`; it never writes to the
 database or the terminal. For durability the caller may pass a
 :class:`RunObserver`, told of each finished iteration as it ends.
+
+The sandbox starts in a helper thread while the first root call is in flight
+(that call needs no sandbox): a worker's start-up, which is CPU-bound and slow
+when dozens start at once, hides behind the model's latency. A cell whose
+worker died but was restarted is a recoverable error (the model is told
+``REPL restarted``); only a sandbox that cannot go on ends the run.
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ from recorder.prompts import (
 from recorder.sandbox.base import ExecutionResult, LLMHandler, Sandbox, SandboxConfig, SandboxError
 from recorder.sublm import LMResolver, SubCallHandler
 from recorder.tasks import Budget
+from recorder.tasks.contexts import context_kind
 from rlmine import __version__
+from rlmine.errors import UserError
 from rlmine.ids import new_id
 from rlmine.trace import ContextRef, Iteration, LLMCall, Run, StepLabel, Trace, utcnow
 
@@ -87,19 +95,53 @@ def _answer_text(answer: object) -> str:
 
 def _feedback(result: ExecutionResult, limit: int) -> tuple[str, str, bool]:
     """(stdout as shown, the whole message body, truncated?) for one execution."""
-    out = result.stdout
-    if result.stdout_cut is not None:
-        cut = result.stdout_bytes - len(out)
-        out = f"{out[: result.stdout_cut]}\n[... about {max(cut, 0):,} characters not shown ...]\n{out[result.stdout_cut :]}"
-    shown, truncated = truncate_middle(out, limit)
+    hidden = max(result.stdout_bytes - len(result.stdout), 0)  # bytes for characters: "about"
+    shown, truncated = truncate_middle(result.stdout, limit, cut_at=result.stdout_cut, hidden=hidden)
     parts = [shown.rstrip("\n")] if shown.strip() else ["(no output)"]
     if result.stderr.strip():
-        parts.append("stderr:\n" + truncate_middle(result.stderr, max(limit // 4, 200))[0].rstrip("\n"))
+        err, _ = truncate_middle(result.stderr, max(limit // 4, 200), cut_at=result.stderr_cut)
+        parts.append("stderr:\n" + err.rstrip("\n"))
     if result.error:
         parts.append(f"Error ({result.error_kind or 'code'}): {truncate_middle(result.error, 2000)[0]}")
     if result.restarted:
         parts.append("REPL restarted: every variable was lost; `context` was reloaded.")
     return shown, "\n".join(parts), truncated or result.output_truncated
+
+
+class _BackgroundStart:
+    """Starts a sandbox in a thread; :meth:`ready` waits for it (and re-raises its failure)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, name="sandbox-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self.sandbox.start()
+        except BaseException as exc:  # handed to the run's thread by ready()
+            self._error = exc
+
+    def ready(self) -> Sandbox:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.sandbox
+
+    def shutdown(self) -> None:
+        self._thread.join()  # never shut down a sandbox that is still starting
+        self.sandbox.shutdown()
+
+
+def _describe_context(ctx_ref: ContextRef, ctx_path: str | None) -> tuple[str, int | None]:
+    """(Python type, size) of the context for the first message, without the sandbox."""
+    path = Path(ctx_path) if ctx_path else None
+    kind = ctx_ref.kind or (context_kind(path) if path is not None and path.exists() else "str")
+    size = ctx_ref.bytes
+    if size is None and path is not None and path.is_file():
+        size = path.stat().st_size
+    return kind, size
 
 
 class _RootTurn:
@@ -115,7 +157,7 @@ def _root_call(lm: LM, messages: list[Message], run_id: str, index: int, opts: E
     # The stored prompt is the newest message only: the whole conversation is the
     # run's iterations, and storing it per turn would grow quadratically.
     total_chars = sum(len(m.content) for m in messages)
-    base = {
+    base: dict[str, Any] = {
         "id": new_id(),
         "run_id": run_id,
         "iteration": index,
@@ -129,9 +171,9 @@ def _root_call(lm: LM, messages: list[Message], run_id: str, index: int, opts: E
     try:
         resp = lm.complete(messages, temperature=opts.temperature, seed=opts.seed)
     except LMError as exc:
-        call = LLMCall(response=None, latency_s=time.perf_counter() - t0, error=exc.one_line(), **base)  # type: ignore[arg-type]
+        call = LLMCall(response=None, latency_s=time.perf_counter() - t0, error=exc.one_line(), **base)
         return _RootTurn(None, call, exc.one_line())
-    meta = dict(base.pop("metadata"))  # type: ignore[arg-type]
+    meta = dict(base.pop("metadata"))
     meta.update({k: v for k, v in resp.metadata.items() if k != "step_labels"})
     call = LLMCall(
         response=resp.text,
@@ -141,7 +183,7 @@ def _root_call(lm: LM, messages: list[Message], run_id: str, index: int, opts: E
         cost=resp.cost,
         latency_s=resp.latency_s or (time.perf_counter() - t0),
         metadata=meta,
-        **{**base, "model": resp.model or lm.model},  # type: ignore[arg-type]
+        **{**base, "model": resp.model or lm.model},
     )
     return _RootTurn(resp, call, None)
 
@@ -179,6 +221,9 @@ def run_rlm(
     started_at = utcnow()
     t_start = time.perf_counter()
     ctx_path = str(context) if context is not None else None
+    if ctx_path is not None and not Path(ctx_path).exists():
+        # checked here: the sandbox starts in the background and would fail only after a root call
+        raise UserError(f"context not found: {ctx_path}", "a path to an existing file or directory")
     ctx_ref = run.context if run is not None else ContextRef(path=ctx_path)
     base_params = {"budget": budget.to_dict(), "temperature": opts.temperature, "seed": opts.seed}
     run = replace(
@@ -209,7 +254,7 @@ def run_rlm(
     labels: list[StepLabel] = []
     totals = _Totals()
     status, answer, error = "running", None, None
-    sandbox: Sandbox | None = None
+    starter: _BackgroundStart | None = None
 
     def finish_iteration(it: Iteration, root: LLMCall, its_labels: list[StepLabel]) -> None:
         subs = handler.take_calls()
@@ -240,14 +285,8 @@ def run_rlm(
             memory_limit_mb=opts.memory_limit_mb,
             max_output_chars=max(budget.max_output_chars * 4, 20_000),
         )
-        sandbox = opts.sandbox_factory(cfg, handler)
-        sandbox.start()
-        kind = ctx_ref.kind or "str"
-        ctx_chars = (
-            ctx_ref.bytes
-            if ctx_ref.bytes is not None
-            else (Path(ctx_path).stat().st_size if ctx_path and Path(ctx_path).is_file() else None)
-        )
+        starter = _BackgroundStart(opts.sandbox_factory(cfg, handler))
+        kind, ctx_chars = _describe_context(ctx_ref, ctx_path)
         messages = [
             Message("system", system_prompt(budget)),
             Message("user", first_user_message(question, kind, ctx_chars)),
@@ -285,7 +324,7 @@ def run_rlm(
             reasoning = (
                 turn.resp.reasoning + "\n\n" + parsed.reasoning if turn.resp.reasoning else parsed.reasoning
             )
-            base_it = {
+            base_it: dict[str, Any] = {
                 "run_id": run.id,
                 "index": index,
                 "reasoning": reasoning,
@@ -318,6 +357,7 @@ def run_rlm(
             duration = 0.0
             truncated = submitted = died = False
             last: ExecutionResult | None = None
+            sandbox = starter.ready()
             for block in parsed.blocks:
                 last = sandbox.execute(block)
                 duration += last.duration_s
@@ -330,7 +370,7 @@ def run_rlm(
                 if last.submitted:
                     submitted, answer = True, last.answer
                     break
-                if last.error_kind == "sandbox":
+                if last.error_kind == "sandbox" and not last.restarted:
                     died = True
                     break
                 if last.error:
@@ -378,8 +418,8 @@ def run_rlm(
         status, error = "error", f"sandbox: {exc.one_line()}"
     finally:
         handler.close()
-        if sandbox is not None:
-            sandbox.shutdown()
+        if starter is not None:
+            starter.shutdown()
     finished = replace(
         run,
         status=status,

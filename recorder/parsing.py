@@ -2,12 +2,15 @@
 
 Real models answer in many shapes: ```python, ```repl, ```py, a bare ``` fence,
 several blocks in one reply, an unclosed last fence, or no block at all. The
-reasoning is the reply with its code blocks removed.
+reasoning is the reply with its code blocks removed. Windows line endings are
+normalized first, and a block indented as a whole (a fence inside a numbered
+list) is dedented, or it could not run.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 
 # Languages whose fenced blocks are executed. A fence with another language
@@ -29,6 +32,7 @@ class ParsedReply:
 
 
 def parse_reply(text: str) -> ParsedReply:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     blocks: list[str] = []
     prose: list[str] = []
     pos = 0
@@ -44,7 +48,7 @@ def parse_reply(text: str) -> ParsedReply:
         end = closing.search(text, body_start)
         body = text[body_start : end.start() if end else len(text)]
         if lang in RUNNABLE:
-            code = body.rstrip("\n")
+            code = textwrap.dedent(body).rstrip("\n")
             if code.strip():
                 blocks.append(code)
         else:

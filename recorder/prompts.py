@@ -15,7 +15,8 @@ to read at once. The context is loaded in a Python REPL as the variable `context
 writing code, one step at a time, and you see what your code prints.
 
 In the REPL you have:
-- `context`: the loaded data (a str for text files, a list for JSONL, parsed JSON for .json files).
+- `context`: the loaded data (a str for text files, a list for JSONL, parsed JSON for .json files, \
+a dict {{path: text}} for a directory).
 - `llm_query(prompt: str) -> str`: ask a sub-LLM about a piece of text you pass in the prompt \
 (it sees nothing else). Use it for judgements code cannot make: classifying, extracting names, \
 summarising. Keep each prompt under ~100k characters.
@@ -58,21 +59,42 @@ def first_user_message(question: str, context_kind: str, context_chars: int | No
     )
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def budget_line(*, used_iterations: int, budget: Budget, sub_calls: int, wall_s: float) -> str:
     left_iter = budget.max_iterations - used_iterations
     left_sub = max(budget.max_sub_calls - sub_calls, 0)
     left_s = max(budget.max_wall_s - wall_s, 0.0)
-    return f"Budget: {left_iter} steps left, {left_sub} sub-LLM calls left, {left_s:.0f} s left."
+    return (
+        f"Budget: {_count(left_iter, 'step')} left, {_count(left_sub, 'sub-LLM call')} left, "
+        f"{left_s:.0f} s left."
+    )
 
 
-def truncate_middle(text: str, limit: int) -> tuple[str, bool]:
-    """Keep the head and tail of ``text`` within ``limit`` characters, saying what was cut."""
-    if len(text) <= limit:
+def truncate_middle(
+    text: str, limit: int, *, cut_at: int | None = None, hidden: int | None = None
+) -> tuple[str, bool]:
+    """Keep the head and tail of ``text`` within ``limit`` characters, saying what was cut.
+
+    ``cut_at``: ``text`` is already a head and a tail joined at that index (the sandbox
+    capped the output), ``hidden`` characters dropped between them (None: unknown). Both
+    cuts are then told by one marker, never a marker inside another.
+    """
+    if cut_at is None and len(text) <= limit:
         return text, False
-    head = limit // 2
-    tail = limit - head
-    cut = len(text) - limit
-    return f"{text[:head]}\n[... {cut:,} characters not shown ...]\n{text[-tail:] if tail else ''}", True
+    head_src, tail_src = (text, text) if cut_at is None else (text[:cut_at], text[cut_at:])
+    n_head = min(len(head_src), limit // 2)
+    n_tail = min(len(tail_src), limit - n_head)
+    head, tail = head_src[:n_head], tail_src[len(tail_src) - n_tail :]
+    if cut_at is None:
+        marker = f"{len(text) - n_head - n_tail:,} characters"
+    elif hidden is None:
+        marker = "some characters"
+    else:
+        marker = f"about {hidden + len(head_src) - n_head + len(tail_src) - n_tail:,} characters"
+    return f"{head}\n[... {marker} not shown ...]\n{tail}", True
 
 
 NO_CODE_REMINDER = (

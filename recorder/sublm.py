@@ -95,7 +95,11 @@ class SubCallHandler:
             cost=resp.cost,
             latency_s=resp.latency_s,
             reasoning=resp.reasoning,
-            metadata={"requested_model": model} if model else {},
+            # the backend's retry record (retries, http_status_history) is kept, as for root calls
+            metadata={
+                **{k: v for k, v in resp.metadata.items() if k != "step_labels"},
+                **({"requested_model": model} if model else {}),
+            },
         )
         return resp.text
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from rlmine.cli.options import DbOption, JsonOption, open_store
-from rlmine.cli.output import console, print_json
+from rlmine.cli.output import console, err_console, print_json
 from rlmine.errors import UserError
 
 
@@ -90,9 +90,10 @@ def record_cmd(
     )
     store = open_store(db, create=True)
     out = console()
+    status_out = err_console() if as_json else out  # keep stdout pure JSON for scripts
     cancel = threading.Event()
-    bar = BatchProgress(out, f"recording {spec.name}")
-    with sigint_cancels(cancel, out), bar.progress:
+    bar = BatchProgress(status_out, f"recording {spec.name}")
+    with sigint_cancels(cancel, status_out), bar.progress:
         result = record(spec, db=store, options=opts, on_event=bar, cancel=cancel)
     if as_json:
         print_json(
