@@ -5,14 +5,20 @@ Build one with :func:`make_lm` (``"sim"``, ``"gpt-4o-mini"``, ``"litellm/…"``)
 the retry policy every network backend shares.
 """
 
-from recorder.lm.base import LM, LMError, LMResponse, Message
-from recorder.lm.litellm_backend import LiteLLMLM
-from recorder.lm.openai_backend import OpenAICompatLM
-from recorder.lm.pricing import Price, PriceTable, load_prices
-from recorder.lm.registry import KNOWN_BACKENDS, make_lm
-from recorder.lm.retry import RetryPolicy
-from recorder.lm.scripted import FunctionLM, ScriptedLM
-from recorder.lm.server import FaultConfig, SimServer
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Exports resolve lazily: importing the interface (recorder.lm.base) must not pay
+# ~0.6 s for the openai SDK, which only the network backends need.
+_HOMES = {
+    "LM": "base", "LMError": "base", "LMResponse": "base", "Message": "base",
+    "LiteLLMLM": "litellm_backend", "OpenAICompatLM": "openai_backend",
+    "Price": "pricing", "PriceTable": "pricing", "load_prices": "pricing",
+    "KNOWN_BACKENDS": "registry", "make_lm": "registry", "RetryPolicy": "retry",
+    "FunctionLM": "scripted", "ScriptedLM": "scripted", "FaultConfig": "server", "SimServer": "server",
+}  # fmt: skip
 
 __all__ = [
     "KNOWN_BACKENDS",
@@ -32,3 +38,9 @@ __all__ = [
     "load_prices",
     "make_lm",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"recorder.lm.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

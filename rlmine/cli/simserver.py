@@ -16,8 +16,6 @@ import typer
 from rich.console import Console
 
 from recorder.lm.base import LM
-from recorder.lm.registry import make_lm
-from recorder.lm.server import FaultConfig, SimServer
 from rlmine.errors import RlmineError, UserError
 
 __all__ = ["SIM_MODELS", "register", "sim_lm_factory"]
@@ -27,6 +25,8 @@ SIM_MODELS: Mapping[str, str] = {"sim": "root", "sim-sub": "sub"}  # model name 
 
 def sim_lm_factory(*, latency: float | None = None, seed: int | None = None) -> Callable[[str], LM]:
     """A server factory: one simulator LM per served model name; other names are a UserError."""
+
+    from recorder.lm.registry import make_lm
 
     def factory(model: str) -> LM:
         role = SIM_MODELS.get(model)
@@ -58,6 +58,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the SIMULATOR (a stand-in, not a real LLM) as an OpenAI-compatible API on loopback."""
         console = Console(highlight=False)
+        from recorder.lm.server import FaultConfig, SimServer
+
         faults = FaultConfig(
             rate_limit_every=rate_limit_every,
             retry_after_s=retry_after,
