@@ -26,4 +26,4 @@ def print_json(data: Any) -> None:
 def df_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """DataFrame rows as JSON-friendly dicts (NaN/NaT become null)."""
     clean = df.astype(object).where(df.notna(), None)
-    return [dict(r) for r in clean.to_dict(orient="records")]
+    return [{str(k): v for k, v in r.items()} for r in clean.to_dict(orient="records")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pandas as pd
 from rich.console import RenderableType
@@ -12,7 +13,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from rlmine.trace import Trace
+from rlmine.trace import LLMCall, Trace
 
 SIMULATED_MODELS = ("sim",)
 
@@ -57,7 +58,8 @@ def runs_table(df: pd.DataFrame) -> Table:
     for row in df.itertuples(index=False):
         tokens = None
         if not _missing(row.tokens_in):
-            tokens = int(row.tokens_in) + (0 if _missing(row.tokens_out) else int(row.tokens_out))
+            tin, tout = cast(Any, row.tokens_in), cast(Any, row.tokens_out)
+            tokens = int(tin) + (0 if _missing(tout) else int(tout))
         correct = "-" if _missing(row.correct) else ("yes" if row.correct else "no")
         table.add_row(
             str(row.id),
@@ -104,7 +106,7 @@ def render_trace(
     )
     if run.error:
         yield Text(f"Error: {run.error}", style="red")
-    subcalls: dict[int | None, list[object]] = {}
+    subcalls: dict[int | None, list[LLMCall]] = {}
     for call in trace.calls:
         if call.role == "sub":
             subcalls.setdefault(call.iteration, []).append(call)
@@ -137,13 +139,13 @@ def render_trace(
             for col in ("model", "prompt", "response", "tokens", "latency s"):
                 table.add_column(col)
             for call in calls[:20]:
-                tokens_cell = "-" if call.tokens_in is None else f"{call.tokens_in}/{call.tokens_out or 0}"  # type: ignore[attr-defined]
+                tokens_cell = "-" if call.tokens_in is None else f"{call.tokens_in}/{call.tokens_out or 0}"
                 table.add_row(
-                    model_label(call.model),  # type: ignore[attr-defined]
-                    _clip(call.prompt or f"<{call.prompt_chars} chars>", 300),  # type: ignore[attr-defined]
-                    _clip(call.response or call.error or "", 300),  # type: ignore[attr-defined]
+                    model_label(call.model),
+                    _clip(call.prompt or f"<{call.prompt_chars} chars>", 300),
+                    _clip(call.response or call.error or "", 300),
                     tokens_cell,
-                    _fmt(call.latency_s, ".2f"),  # type: ignore[attr-defined]
+                    _fmt(call.latency_s, ".2f"),
                 )
             if len(calls) > 20:
                 table.caption = f"… and {len(calls) - 20} more"

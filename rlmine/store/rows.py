@@ -231,7 +231,7 @@ def run_from_row(row: Row) -> Run:
         kind=row.get("context_kind"),
     )
     names = {f.name for f in fields(Run)} - {"context"}
-    values = {k: row.get(k) for k in names}
+    values: dict[str, Any] = {k: row.get(k) for k in names}
     values["params"] = _loads(row.get("params")) or {}
     values["metadata"] = _loads(row.get("metadata")) or {}
     values["started_at"] = _ts(row.get("started_at"))
@@ -242,7 +242,7 @@ def run_from_row(row: Row) -> Run:
 
 
 def iteration_from_row(row: Row) -> Iteration:
-    values = {f.name: row.get(f.name) for f in fields(Iteration) if f.name != "index"}
+    values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(Iteration) if f.name != "index"}
     values["metadata"] = _loads(row.get("metadata")) or {}
     values["started_at"] = _ts(row.get("started_at"))
     values["output_truncated"] = bool(row.get("output_truncated"))
@@ -251,7 +251,7 @@ def iteration_from_row(row: Row) -> Iteration:
 
 
 def call_from_row(row: Row) -> LLMCall:
-    values = {f.name: row.get(f.name) for f in fields(LLMCall)}
+    values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(LLMCall)}
     values["metadata"] = _loads(row.get("metadata")) or {}
     values["started_at"] = _ts(row.get("started_at"))
     return LLMCall(**values)
