@@ -40,40 +40,34 @@ def _fmt(value: object, spec: str = "") -> str:
 
 
 def runs_table(df: pd.DataFrame) -> Table:
-    table = Table(show_lines=False, header_style="bold")
-    for col in (
-        "run",
-        "task",
-        "model",
-        "engine",
-        "status",
-        "correct",
-        "iters",
-        "calls",
-        "tokens",
-        "cost",
-        "wall s",
-    ):
-        table.add_column(col, no_wrap=col in {"run", "status"})
+    """Runs as a table; the engine and cost columns appear only when they say something."""
+    show_engine = df["engine"].nunique() > 1 or (not df.empty and df["engine"].iloc[0] != "rlmine")
+    show_cost = bool(df["cost"].notna().any())
+    table = Table(show_lines=False, header_style="bold", pad_edge=False)
+    columns = ["run", "task", "model", *(["engine"] if show_engine else []), "status", "ok", "iters",
+               "calls", "tokens", *(["cost"] if show_cost else []), "s"]  # fmt: skip
+    for col in columns:
+        table.add_column(col, no_wrap=col in {"run", "status"}, overflow="ellipsis")
     for row in df.itertuples(index=False):
         tokens = None
         if not _missing(row.tokens_in):
             tin, tout = cast(Any, row.tokens_in), cast(Any, row.tokens_out)
             tokens = int(tin) + (0 if _missing(tout) else int(tout))
         correct = "-" if _missing(row.correct) else ("yes" if row.correct else "no")
-        table.add_row(
+        cells = [
             str(row.id),
             _fmt(row.task_id if _missing(row.task) else row.task),
             model_label(row.root_model),
-            str(row.engine),
+            *([str(row.engine)] if show_engine else []),
             str(row.status),
             correct,
             _fmt(row.n_iterations),
             _fmt(row.n_llm_calls),
             _fmt(tokens, ","),
-            _fmt(row.cost, ".4f"),
+            *([_fmt(row.cost, ".4f")] if show_cost else []),
             _fmt(row.wall_s, ".1f"),
-        )
+        ]
+        table.add_row(*cells)
     return table
 
 
