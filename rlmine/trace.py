@@ -19,6 +19,9 @@ TERMINAL_STATUSES: tuple[str, ...] = ("submitted", "budget_exhausted", "error")
 Role = Literal["root", "sub"]
 ErrorKind = Literal["code", "timeout", "memory", "sandbox", "parse", "lm"]
 
+# Model names that are rlmine's offline simulator, not a real LLM: shown as such everywhere.
+SIMULATED_MODELS: tuple[str, ...] = ("sim",)
+
 # Prompts above this size are stored as hash + size only (a root prompt can hold
 # a whole conversation; a sub prompt a large chunk of the context).
 MAX_STORED_PROMPT_CHARS = 200_000

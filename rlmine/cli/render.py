@@ -13,9 +13,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from rlmine.trace import LLMCall, Trace
-
-SIMULATED_MODELS = ("sim",)
+from rlmine.trace import SIMULATED_MODELS, LLMCall, Trace
 
 
 def _missing(value: object) -> bool:

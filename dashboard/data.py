@@ -1,0 +1,179 @@
+"""Loading a page's data: one short read-only connection per page, results cached briefly.
+
+DuckDB lets no other process open a file while a writer holds it, and a
+writer cannot open it while we hold it. So the dashboard never keeps a
+connection: each page names a loader in :data:`LOADERS`; :func:`load_page`
+opens ``store.reader()`` (which retries while the recorder holds the lock),
+runs all the loader's query functions, and closes the connection at once.
+Results are cached for :data:`CACHE_TTL_S` seconds (keyed by database, page,
+arguments and a refresh counter that the Refresh button bumps), so reruns and
+several open tabs cost the writer nothing, and new runs show up within seconds.
+
+The dashboard never writes: it builds a plain :class:`~rlmine.store.Store`
+handle instead of :meth:`Store.open`, which may migrate or recover spools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries as q
+from dashboard import run_queries as rq
+from rlmine.config import resolve_db_path
+from rlmine.errors import NotFoundError
+from rlmine.store import Store
+from rlmine.store.migrations import LATEST_VERSION, current_version
+from rlmine.store.queries import resolve_run_id
+
+CACHE_TTL_S = 3.0
+# A recorder's flusher holds the file for milliseconds; waiting longer means something is wrong.
+BUSY_TIMEOUT_S = 10.0
+NONCE_KEY = "rlmine_refresh_nonce"
+RECENT_RUNS = 300  # runs offered in pickers (run viewer, compare)
+
+# Database states a page can be asked to show.
+MISSING, UNINITIALIZED, TOO_NEW, READY = "missing", "uninitialized", "too_new", "ready"
+# The dashboard reads the core trace tables of migration 1; later migrations only add.
+REQUIRED_VERSION = 1
+
+Frames = dict[str, pd.DataFrame]
+Loader = Callable[..., Frames]
+
+
+@dataclass(frozen=True)
+class PageData:
+    """What a loader returned, or why there is nothing to show."""
+
+    state: str
+    frames: Frames = field(default_factory=dict)
+    note: str | None = None  # a remark on the database (why it is unreadable, or that it is old)
+    loaded_at: datetime = field(default_factory=datetime.now)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.frames[name]
+
+
+def overview_frames(con: duckdb.DuckDBPyConnection) -> Frames:
+    return {
+        "counts": q.overview_counts(con),
+        "success": q.success_by_task_model(con),
+        "usage": q.usage_over_time(con),
+        "budget": q.budget_usage(con),
+        "budget_summary": q.budget_summary(con),
+        "batches": q.recent_batches(con),
+    }
+
+
+def runs_frames(con: duckdb.DuckDBPyConnection, flt: q.RunFilter, search: str | None = None) -> Frames:
+    frames = {"runs": q.runs_table(con, flt), "options": q.filter_options(con)}
+    if search and search.strip():
+        frames["search"] = q.search_runs(con, search)
+    return frames
+
+
+def viewer_frames(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Frames:
+    """The run's trace; or, when no (known) run is asked for, the latest runs to pick from."""
+    if run_id is None:
+        return {"recent": q.runs_table(con, limit=RECENT_RUNS)}
+    try:
+        rid = resolve_run_id(con, run_id)
+    except NotFoundError as exc:  # an unknown id or an ambiguous prefix in the URL
+        return {
+            "recent": q.runs_table(con, limit=RECENT_RUNS),
+            "not_found": pd.DataFrame({"message": [exc.message]}),
+        }
+    return dict(
+        summary=rq.run_summary(con, rid),
+        iterations=rq.run_iterations(con, rid),
+        sub_calls=rq.sub_calls(con, rid),
+        timeline=rq.run_timeline(con, rid),
+        children=rq.child_runs(con, rid),
+        labels=rq.step_labels(con, rid),
+    )
+
+
+def compare_frames(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> Frames:
+    """Runs to line up (ids or unique prefixes); unknown ones are listed under ``not_found``."""
+    frames = {"recent": q.runs_table(con, limit=RECENT_RUNS)}
+    known: list[str] = []
+    problems: list[str] = []
+    for rid in run_ids:
+        try:
+            known.append(resolve_run_id(con, rid))
+        except NotFoundError as exc:
+            problems.append(exc.message)
+    if problems:
+        frames["not_found"] = pd.DataFrame({"message": problems})
+    known = list(dict.fromkeys(known))
+    if known:
+        frames["summary"] = rq.compare_summary(con, known)
+        frames["aligned"] = rq.aligned_iterations(con, known)
+    return frames
+
+
+LOADERS: dict[str, Loader] = {
+    "overview": overview_frames,
+    "runs": runs_frames,
+    "run_viewer": viewer_frames,
+    "compare": compare_frames,
+}
+
+
+def _schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Like :func:`current_version`, minus its information_schema scan (~15 ms per page load)."""
+    try:
+        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    except duckdb.CatalogException:
+        return current_version(con)  # no bookkeeping table: let the store decide (0)
+    return int(row[0]) if row else 0
+
+
+def load_page(db: Path, page: str, args: tuple[Any, ...] = ()) -> PageData:
+    """Run ``page``'s loader under one read-only connection (uncached)."""
+    loader = LOADERS[page]
+    if not db.is_file():
+        return PageData(MISSING)
+    with Store(db, busy_timeout_s=BUSY_TIMEOUT_S).reader() as con:
+        version = _schema_version(con)
+        if version < REQUIRED_VERSION:
+            return PageData(UNINITIALIZED)
+        if version > LATEST_VERSION:
+            return PageData(
+                TOO_NEW, note=f"schema version {version}, this dashboard reads up to {LATEST_VERSION}"
+            )
+        frames = loader(con, *args)
+    note = None
+    if version < LATEST_VERSION:  # readable as is; the dashboard never migrates (it never writes)
+        note = f"schema version {version} (current: {LATEST_VERSION}): `rlmine db info --db {db}` upgrades it"
+    return PageData(READY, frames, note=note)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
+def _cached_load(db: str, page: str, args: tuple[Any, ...], nonce: int) -> PageData:
+    del nonce  # part of the cache key only: bumping it forces a fresh read
+    return load_page(Path(db), page, args)
+
+
+def db_path() -> Path:
+    """The database to show: ``$RLMINE_DB`` (set by ``rlmine dashboard --db``) or the default."""
+    return resolve_db_path(None).resolve()
+
+
+def refresh() -> None:
+    """Make the next :func:`fetch` of this session read the database again."""
+    st.session_state[NONCE_KEY] = int(st.session_state.get(NONCE_KEY, 0)) + 1
+
+
+def fetch(page: str, *args: Any) -> PageData:
+    """``page``'s data for the current session: cached for a few seconds, fresh after :func:`refresh`."""
+    nonce = int(st.session_state.get(NONCE_KEY, 0))
+    result: PageData = _cached_load(str(db_path()), page, tuple(args), nonce)
+    return result

@@ -1,0 +1,144 @@
+"""Overview: counts, success per task and model, tokens and cost over time, budgets, batches.
+
+Simulator runs carry "(simulator)" in their model label and imported runs are
+counted apart, so neither passes for a real recorded run.
+"""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from dashboard import components as ui
+from dashboard import data
+
+PERCENT = st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)
+
+
+def _headline(counts: ui.Record) -> None:
+    row1 = st.columns(6)
+    row1[0].metric("Runs", ui.fmt(counts["runs"], ","))
+    row1[1].metric("Success rate", ui.fmt(counts["success_rate"], ".0%"), help="Correct among judged runs.")
+    row1[2].metric("Running", ui.fmt(counts["running"], ","))
+    row1[3].metric("Errors", ui.fmt(counts["errors"], ","))
+    row1[4].metric("Tokens", ui.fmt(counts["tokens"], ","))
+    row1[5].metric("Cost", ui.fmt(counts["cost"], ",.4f", none="unknown"))
+    row2 = st.columns(6)
+    row2[0].metric("Tasks", ui.fmt(counts["tasks"], ","))
+    row2[1].metric("Models", ui.fmt(counts["models"], ","))
+    row2[2].metric("Batches", ui.fmt(counts["batches"], ","))
+    row2[3].metric("Iterations", ui.fmt(counts["iterations"], ","))
+    row2[4].metric("LLM calls", ui.fmt(counts["llm_calls"], ","))
+    row2[5].metric("Sub-LLM calls", ui.fmt(counts["sub_calls"], ","))
+    st.caption(
+        f"Of these runs, **{counts['simulator_runs']} are simulator runs** (root model `sim`: synthetic "
+        f'traces from the offline simulator, marked "(simulator)") and **{counts["imported_runs"]} are '
+        f'imported** (engine other than rlmine, marked "(imported)"). {counts["child_runs"]} nested child '
+        "runs of imported trajectories are shown from their parent run."
+    )
+
+
+def _success(page: data.PageData) -> None:
+    st.subheader("Success rate per task and model")
+    success = page["success"]
+    judged = success[success["judged"] > 0]
+    if judged.empty:
+        st.info("No run has been judged yet: success rates appear once runs have a correct/wrong verdict.")
+    else:
+        fig = px.bar(
+            judged,
+            x="task",
+            y="success_rate",
+            color="model",
+            barmode="group",
+            hover_data=["runs", "judged", "correct"],
+            range_y=[0, 1],
+            labels={"success_rate": "success rate"},
+        )
+        st.plotly_chart(fig, key="success_chart")
+    st.dataframe(
+        success.drop(columns=["is_simulator"]),
+        hide_index=True,
+        column_config={"success_rate": PERCENT, "imported_runs": "imported"},
+    )
+
+
+def _usage(page: data.PageData) -> None:
+    st.subheader("Tokens and cost over time")
+    usage = page["usage"]
+    if usage.empty:
+        st.info("No run has a start time yet.")
+        return
+    left, right = st.columns(2)
+    left.plotly_chart(
+        px.bar(usage, x="period", y="tokens", color="model", title="Tokens"), key="tokens_chart"
+    )
+    right.plotly_chart(
+        px.bar(usage, x="period", y="cost", color="model", title="Cost (USD)"), key="cost_chart"
+    )
+
+
+def _budget(page: data.PageData) -> None:
+    st.subheader("How runs used their budget")
+    budget = page["budget"]
+    if budget.empty:
+        st.info("No run records a budget yet (params.budget.max_iterations / max_sub_calls).")
+        return
+    left, right = st.columns(2)
+    left.plotly_chart(
+        px.histogram(
+            budget,
+            x="iterations_used",
+            color="status",
+            nbins=20,
+            range_x=[0, 1.05],
+            title="Share of the iteration budget used",
+            labels={"iterations_used": "iterations / max"},
+        ),
+        key="iter_budget_chart",
+    )
+    right.plotly_chart(
+        px.histogram(
+            budget,
+            x="sub_calls_used",
+            color="status",
+            nbins=20,
+            range_x=[0, 1.05],
+            title="Share of the sub-call budget used",
+            labels={"sub_calls_used": "sub-calls / max"},
+        ),
+        key="sub_budget_chart",
+    )
+    st.dataframe(
+        page["budget_summary"],
+        hide_index=True,
+        column_config={"mean_iterations_used": PERCENT, "mean_sub_calls_used": PERCENT},
+    )
+
+
+def _batches(page: data.PageData) -> None:
+    st.subheader("Recent batches")
+    batches = page["batches"]
+    if batches.empty:
+        st.info("No batches yet: `rlmine record` groups the runs it starts into a batch.")
+        return
+    st.dataframe(batches, hide_index=True, column_config={"success_rate": PERCENT})
+
+
+def render() -> None:
+    page = data.fetch("overview")
+    if not ui.show_state(page):
+        return
+    counts = page["counts"].to_dict("records")[0]
+    if int(counts["runs"]) == 0:
+        ui.no_runs()
+        return
+    ui.freshness(page)
+    _headline(counts)
+    _success(page)
+    _usage(page)
+    _budget(page)
+    _batches(page)
+
+
+ui.run_page("Overview", render)
