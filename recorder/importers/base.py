@@ -1,0 +1,193 @@
+"""What every importer shares: options, the importer protocol, ids, and replacing runs.
+
+An importer turns one source file into :class:`ImportItem` values (a
+:class:`~rlmine.trace.Trace`, plus catalogue rows for the JSONL format); it
+never touches the database. :mod:`recorder.importers.runner` does the writing.
+
+Identity: run ids derive from the source's content hash (:func:`derive_id`,
+ULID-shaped so they still sort by the run's start time when the source tells
+it), and storing a file's runs *replaces* whatever an earlier import stored
+under those ids, so importing the same file twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+from ulid import ULID
+
+from recorder.importers.sources import SourceError
+from rlmine.store.interchange import existing_run_ids
+from rlmine.store.rows import Row
+from rlmine.store.writes import delete_runs, save_traces, upsert_rows
+from rlmine.trace import Trace
+
+try:  # orjson is optional: it parses these logs ~1.8x faster when it happens to be installed
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+    _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, ValueError)
+except ImportError:  # pragma: no cover - depends on the environment
+    _loads = json.loads
+    _JSON_ERRORS = (ValueError,)
+
+DEFAULT_MAX_LINE_BYTES = 256 << 20  # a real rlms line can carry the whole context (twice) in `locals`
+DEFAULT_CHUNK_RUNS = 500
+
+# Errors a parser may hit on malformed-but-valid JSON (a string where a dict was expected...):
+# reported against the file instead of aborting the whole import.
+SHAPE_ERRORS = (TypeError, KeyError, AttributeError, ValueError, IndexError)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What the user asked for, applied to every imported run."""
+
+    task: str | None = None  # group the runs under this task (created if missing)
+    question: str | None = None  # overrides the question found in the source
+    expected: str | None = None  # the expected answer (JSON text or plain text)
+    checker: str | None = None  # stored on the task when given (name or JSON mapping)
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # also caps a whole-file JSON document
+    chunk_runs: int = DEFAULT_CHUNK_RUNS  # runs per transaction
+    workers: int = 0  # parsing processes for many small files: 0 = one per CPU (at most 4), 1 = none
+
+
+@dataclass(frozen=True, slots=True)
+class ImportItem:
+    """One parsed unit: a run (with nested children), and/or catalogue rows (JSONL only)."""
+
+    trace: Trace | None
+    catalog: Any = None
+
+
+class Importer(Protocol):
+    name: str  # the CLI subcommand and registry key
+    engine: str  # the engine recorded on runs ("rlms", "dspy"; "jsonl" keeps each record's own)
+    version: str  # stored as the runs' engine_version
+    suffixes: tuple[str, ...]  # file names searched for in a directory
+    what: str  # human name of the source format, for messages
+    parallel: bool  # parse() may run in a worker process and save() is default_save
+
+    def parse(self, path: Path, opts: ImportOptions) -> Iterator[ImportItem]: ...
+
+    def save(self, con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None: ...
+
+
+def loads_line(path: Path, number: int | None, raw: bytes) -> Any:
+    """Parse one JSON document, turning decode errors into a one-line :class:`SourceError`."""
+    try:
+        return _loads(raw)
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            path, "not UTF-8 text (binary data?)", line=number, hint="pointing at the JSON log instead"
+        ) from exc
+    except _JSON_ERRORS as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SourceError(
+            path,
+            f"invalid JSON ({reason})",
+            line=number,
+            hint="checking the file is complete (a run still writing its log ends mid-line)",
+        ) from exc
+
+
+def derive_id(key: str, when: datetime | None = None) -> str:
+    """A ULID-shaped id from a content key: sortable by ``when``, stable across imports.
+
+    A naive ``when`` is read as UTC, never as the machine's zone: the same file
+    must get the same ids wherever it is imported.
+    """
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    ms = 0
+    if when is not None:
+        aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        try:
+            ms = max(0, int(aware.timestamp() * 1000)) & ((1 << 48) - 1)
+        except (OverflowError, OSError, ValueError):
+            ms = 0
+    return str(ULID.from_bytes(ms.to_bytes(6, "big") + digest[:10]))
+
+
+def replace_traces(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace]) -> None:
+    """Store traces, replacing whole any run a previous import stored under the same id.
+
+    Deleting first matters when a re-import yields fewer rows (a newer importer);
+    only runs that exist are deleted, so a first import pays no table scans.
+    """
+    ids = [t.run.id for trace in traces for t in trace.walk()]
+    existing = existing_run_ids(con, ids)
+    if existing:
+        delete_runs(con, existing)
+    save_traces(con, traces)
+
+
+def replace_rows(con: duckdb.DuckDBPyConnection, rows: Mapping[str, Sequence[Row]]) -> None:
+    """Like :func:`replace_traces` for traces already turned into rows (by a worker process)."""
+    existing = existing_run_ids(con, [r["id"] for r in rows.get("runs", ())])
+    if existing:
+        delete_runs(con, existing)
+    upsert_rows(con, rows)
+
+
+def default_save(con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None:
+    replace_traces(con, [i.trace for i in items if i.trace is not None])
+
+
+# ---------------------------------------------------------------------------- reporting
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """One source file's outcome: runs stored, or the one-line error (then nothing of it was stored)."""
+
+    path: str
+    runs: int
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """Every file's outcome and the ids of the runs stored."""
+
+    importer: str
+    task_id: str | None = None
+    files: list[FileResult] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def runs(self) -> int:
+        return sum(f.runs for f in self.files)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.error is not None]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "importer": self.importer,
+            "task_id": self.task_id,
+            "runs": self.runs,
+            "files": len(self.files),
+            "failed": len(self.failed),
+            "results": [{"path": f.path, "runs": f.runs, "error": f.error} for f in self.files],
+        }
+
+
+Finalizer = Callable[[Trace], Trace]  # rewrites each top-level trace before it is stored
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def shape_error(path: Path, exc: BaseException) -> str:
+    """The one-line report for a file whose JSON parsed but had an unexpected shape."""
+    return f"{path}: unexpected structure ({type(exc).__name__}: {first_line(exc)})"

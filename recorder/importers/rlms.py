@@ -1,0 +1,326 @@
+"""Import rlms (``pip install rlms``, alexzhang13/rlm) ``RLMLogger`` logs.
+
+:mod:`recorder.importers.rlms_log` reads a log into compacted run logs; this
+module maps each to a :class:`~rlmine.trace.Trace`.
+
+Mapping to rlmine's trace model:
+
+* each iteration → an :class:`~rlmine.trace.Iteration` (the reply's text
+  outside code fences is the reasoning; the code blocks, joined, the code) and
+  one root :class:`~rlmine.trace.LLMCall` whose stored prompt is the newest
+  message only (like rlmine's own engine: the conversation is the iterations);
+* each ``rlm_calls`` item → a sub call, with the tokens and cost of its
+  ``usage_summary`` when present (root calls carry none in rlms logs: their
+  tokens stay null, never guessed); a call whose ``metadata`` holds a nested
+  trajectory becomes a child run linked both ways (``child_run_id`` /
+  ``parent_call_id``), recursively;
+* the final answer comes from the iteration (``FINAL``/``FINAL_VAR`` in the
+  reply, rlms ≤ 0.1.1) or from a code block's result (an ``answer`` set in
+  code, rlms ≥ 0.1.2); status: an answer → ``submitted``, ``max_iterations``
+  turns without one → ``budget_exhausted``, otherwise ``error``;
+* ``locals`` are reduced to names, types and sizes; a context string found in
+  them (or in a ``run_context`` entry) is hashed and measured, never stored;
+* secrets in ``backend_kwargs`` (keys, tokens) are redacted from the params.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from recorder.importers.base import ImportItem, ImportOptions, default_save, derive_id
+from recorder.importers.rlms_log import (
+    EntryError,
+    IterationEntry,
+    RunLog,
+    exception_in,
+    read_runs,
+    reasoning_of,
+)
+from recorder.importers.sources import LineReader, SourceError
+from rlmine.trace import ContextRef, Iteration, LLMCall, Run, Trace
+
+VERSION = "rlms-import/1"
+_SECRET_KEY = re.compile(r"api[_-]?key|secret|password|token|authorization|credential", re.IGNORECASE)
+_PARAM_KEYS = (
+    "max_iterations",
+    "max_depth",
+    "backend",
+    "backend_kwargs",
+    "environment_type",
+    "environment_kwargs",
+    "other_backends",
+)
+_MAX_CHILD_QUESTION = 4000
+
+
+def redact(value: Any) -> Any:
+    """A copy with the values of secret-looking keys replaced."""
+    if isinstance(value, dict):
+        return {k: "<redacted>" if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO timestamp as a naive datetime (UTC when the text carries a zone)."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+
+
+def _joined(parts: Sequence[str]) -> str:
+    return "\n".join(p.rstrip("\n") for p in parts if p)
+
+
+def _minus(end: datetime | None, seconds: float | None) -> datetime | None:
+    return end - timedelta(seconds=seconds) if end is not None and seconds is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a run came from: its identity key and provenance."""
+
+    key: str
+    source_hash: str
+    file: str
+    ordinal: int
+
+
+class _Builder:
+    """Turns one run log into a Trace (with nested children)."""
+
+    def __init__(
+        self,
+        log: RunLog,
+        source: Source,
+        *,
+        parent: tuple[str, str] | None = None,
+        fallback_question: str | None = None,
+    ) -> None:
+        self.log, self.source, self.parent, self.fallback_question = log, source, parent, fallback_question
+
+    def _started(self) -> datetime | None:
+        if self.log.own_metadata and self.log.metadata_time:
+            return parse_time(self.log.metadata_time)
+        first = self.log.iterations[0] if self.log.iterations else None
+        return _minus(parse_time(first.logged_at), first.iteration_time) if first else None
+
+    def build(self) -> Trace:
+        log, meta = self.log, self.log.metadata
+        started = self._started()
+        run_id = derive_id(self.source.key, started)
+        iterations: list[Iteration] = []
+        calls: list[LLMCall] = []
+        children: list[Trace] = []
+        sub_models: Counter[str] = Counter()
+        root_model = meta.get("root_model") if isinstance(meta.get("root_model"), str) else None
+        for index, entry in enumerate(log.iterations):
+            logged = parse_time(entry.logged_at)
+            begun = _minus(logged, entry.iteration_time)
+            iterations.append(self._iteration(run_id, index, entry, begun))
+            calls.append(
+                LLMCall(
+                    id=f"{run_id}.r{index}",
+                    run_id=run_id,
+                    iteration=index,
+                    role="root",
+                    model=root_model,
+                    prompt=entry.prompt_last,
+                    response=entry.response,
+                    prompt_chars=entry.prompt_chars if entry.prompt_last is not None else None,
+                    tokens_in=entry.usage[0],
+                    tokens_out=entry.usage[1],
+                    started_at=begun,
+                    metadata={"n_messages": entry.prompt_messages},
+                )
+            )
+            for k, block in enumerate(entry.blocks):
+                for j, sub in enumerate(block.calls):
+                    call_id = f"{run_id}.s{index}.{k}.{j}"
+                    child: Trace | None = None
+                    if sub.child is not None:
+                        child_source = Source(
+                            f"{run_id}/child/{index}/{k}/{j}",
+                            self.source.source_hash,
+                            self.source.file,
+                            self.source.ordinal,
+                        )
+                        question = (
+                            sub.prompt if sub.prompt and len(sub.prompt) <= _MAX_CHILD_QUESTION else None
+                        )
+                        child = _Builder(
+                            sub.child, child_source, parent=(run_id, call_id), fallback_question=question
+                        ).build()
+                        children.append(child)
+                    if sub.model:
+                        sub_models[sub.model] += 1
+                    calls.append(
+                        LLMCall(
+                            id=call_id,
+                            run_id=run_id,
+                            iteration=index,
+                            role="sub",
+                            model=sub.model,
+                            prompt=sub.prompt,
+                            response=sub.response,
+                            tokens_in=sub.tokens_in,
+                            tokens_out=sub.tokens_out,
+                            cost=sub.cost,
+                            latency_s=sub.latency_s,
+                            started_at=begun,
+                            error=sub.error,
+                            child_run_id=child.run.id if child else None,
+                            metadata={"block": k, **sub.extra},
+                        )
+                    )
+        run = self._run(run_id, started, iterations, calls, sub_models)
+        return Trace(
+            run=run, iterations=tuple(iterations), calls=tuple(calls), children=tuple(children)
+        ).with_totals()
+
+    @staticmethod
+    def _iteration(run_id: str, index: int, entry: IterationEntry, begun: datetime | None) -> Iteration:
+        blocks = entry.blocks
+        error = next((e for e in (exception_in(b.stderr) for b in blocks) if e), None)
+        local_vars: dict[str, Any] = {}
+        for block in blocks:
+            local_vars.update(block.locals)
+        times = [b.execution_time for b in blocks if b.execution_time is not None]
+        meta: dict[str, Any] = {"locals": local_vars} if local_vars else {}
+        for key, value in (
+            ("iteration_time", entry.iteration_time),
+            ("logged_at", entry.logged_at),
+            ("final_style", entry.final_style),
+        ):
+            if value is not None:
+                meta[key] = value
+        if len(blocks) > 1:
+            meta["code_blocks"] = len(blocks)
+        return Iteration(
+            run_id=run_id,
+            index=index,
+            reasoning=reasoning_of(entry.response),
+            code="\n\n".join(b.code for b in blocks) if blocks else None,
+            stdout=_joined([b.stdout for b in blocks]) if blocks else None,
+            stderr=_joined([b.stderr for b in blocks]) or None,
+            error=error,
+            error_kind=("timeout" if "Timeout" in error.split(":")[0] else "code") if error else None,
+            duration_s=sum(times) if times else None,
+            root_tokens_in=entry.usage[0],
+            root_tokens_out=entry.usage[1],
+            submitted=entry.answer is not None,
+            started_at=begun,
+            metadata=meta,
+        )
+
+    def _run(
+        self,
+        run_id: str,
+        started: datetime | None,
+        iterations: list[Iteration],
+        calls: list[LLMCall],
+        sub_models: Counter[str],
+    ) -> Run:
+        log, meta = self.log, self.log.metadata
+        entries = log.iterations
+        answer = entries[-1].answer if entries else None
+        max_iterations = meta.get("max_iterations")
+        error: str | None = None
+        if answer is not None:
+            status = "submitted"
+        elif isinstance(max_iterations, int) and max_iterations > 0 and len(entries) >= max_iterations:
+            status = "budget_exhausted"
+        else:
+            status = "error"
+            last_error = iterations[-1].error if iterations else None
+            error = last_error or (
+                f"the log ends after {len(entries)} iterations without a final answer"
+                if entries
+                else "the log has no iterations"
+            )
+        times = [e.iteration_time for e in entries]
+        ctx = log.context
+        question = log.root_prompt or (entries[0].question if entries else None) or self.fallback_question
+        no_usage = sum(1 for c in calls if c.tokens_in is None and c.tokens_out is None)
+        metadata: dict[str, Any] = {
+            "source": {
+                "format": "rlms",
+                "file": self.source.file,
+                "run_in_file": self.source.ordinal,
+                "lines": [log.first_line, log.last_line],
+            },
+            "calls_without_usage": no_usage,
+        }
+        for key, value in (
+            ("final_style", entries[-1].final_style if entries else None),
+            ("context_chars", ctx.chars),
+            ("system_prompt_sha256", entries[0].system_sha256 if entries else None),
+            ("source_version", meta.get("rlm_version") or meta.get("version")),
+        ):
+            if value is not None:
+                metadata[key] = value
+        return Run(
+            id=run_id,
+            engine="rlms",
+            engine_version=VERSION,
+            status=status,
+            question=question,
+            root_model=meta.get("root_model") if isinstance(meta.get("root_model"), str) else None,
+            sub_model=sub_models.most_common(1)[0][0] if sub_models else None,
+            params={k: redact(meta[k]) for k in _PARAM_KEYS if meta.get(k) is not None},
+            context=ContextRef(sha256=ctx.sha256, bytes=ctx.bytes, kind=ctx.kind),
+            final_answer=answer,
+            wall_s=sum(t for t in times if t is not None) if times and None not in times else None,
+            started_at=started,
+            finished_at=parse_time(entries[-1].logged_at) if entries else None,
+            error=error,
+            parent_run_id=self.parent[0] if self.parent else None,
+            parent_call_id=self.parent[1] if self.parent else None,
+            source_hash=self.source.source_hash,
+            metadata=metadata,
+        )
+
+
+def build_trace(log: RunLog, source: Source) -> Trace:
+    return _Builder(log, source).build()
+
+
+class RlmsImporter:
+    """``rlmine import rlms``: RLMLogger ``.jsonl`` logs (also gzipped, also directories of them)."""
+
+    name: str = "rlms"
+    engine: str = "rlms"
+    version: str = VERSION
+    suffixes: tuple[str, ...] = (".jsonl", ".jsonl.gz")
+    what: str = "rlms log"
+    parallel: bool = True
+
+    def parse(self, path: Path, opts: ImportOptions) -> Iterator[ImportItem]:
+        reader = LineReader(path, opts.max_line_bytes)
+        logs = read_runs(path, reader)
+        for ordinal, log in enumerate(logs):
+            source = Source(f"rlms:{reader.sha256}:{ordinal}", reader.sha256, path.name, ordinal)
+            try:
+                trace = build_trace(log, source)
+            except EntryError as exc:
+                raise SourceError(path, f"malformed iteration entry: {exc}", line=log.first_line) from exc
+            yield ImportItem(trace)
+
+    def save(self, con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None:
+        default_save(con, items)
+
+
+__all__ = ["VERSION", "RlmsImporter", "Source", "build_trace", "parse_time", "redact"]

@@ -1,0 +1,194 @@
+"""The import loop: one transaction per file, bad files reported, the rest imported.
+
+* **Nothing of a bad file is kept.** A file is parsed before anything of it is
+  written, so a bad line anywhere leaves no trace of that file while the other
+  files still import.
+* **Grouped small files.** One rlms log is one run, and a DuckDB transaction per
+  tiny file would cap throughput, so successfully parsed files share a
+  transaction, up to ``chunk_runs`` runs; if that write fails, each file of the
+  group is retried alone so only the culprit is reported.
+* **Streamed big files.** A file with more than ``chunk_runs`` runs (a JSONL of
+  many DSPy results, an rlmine export) is written chunk by chunk inside its own
+  transaction, which rolls back whole on a bad line: memory stays flat.
+* **Parallel parsing.** Many small files are parsed in worker processes
+  (:mod:`recorder.importers.parallel`); this process only writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from itertools import islice
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from recorder.importers.base import (
+    SHAPE_ERRORS,
+    FileResult,
+    Finalizer,
+    Importer,
+    ImportItem,
+    ImportOptions,
+    ImportReport,
+    first_line,
+    shape_error,
+)
+from recorder.importers.sources import SourceError, discover
+from rlmine.errors import UserError
+from rlmine.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_AUTO_WORKERS = 4
+
+
+class Reporter:
+    """Records each file's outcome in the report and tells the caller."""
+
+    def __init__(self, report: ImportReport, on_file: Callable[[FileResult], None] | None) -> None:
+        self.report, self.on_file = report, on_file
+
+    def done(self, path: Path | str, run_ids: Sequence[str], error: str | None = None) -> None:
+        result = FileResult(str(path), 0 if error else len(run_ids), error)
+        if error is None:
+            self.report.run_ids.extend(run_ids)
+        self.report.files.append(result)
+        if self.on_file is not None:
+            self.on_file(result)
+
+
+def _apply(item: ImportItem, finalize: Finalizer | None) -> ImportItem:
+    if item.trace is None or finalize is None:
+        return item
+    return replace(item, trace=finalize(item.trace))
+
+
+def _run_ids(items: Sequence[ImportItem]) -> list[str]:
+    return [i.trace.run.id for i in items if i.trace is not None]
+
+
+class SerialLoop:
+    """Parses in this process: groups small files into shared transactions, streams big ones."""
+
+    def __init__(
+        self,
+        store: Store,
+        importer: Importer,
+        opts: ImportOptions,
+        finalize: Finalizer | None,
+        reporter: Reporter,
+    ) -> None:
+        self.store, self.importer, self.opts, self.finalize, self.reporter = (
+            store,
+            importer,
+            opts,
+            finalize,
+            reporter,
+        )
+        self.pending: list[tuple[Path, list[ImportItem]]] = []
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        group, self.pending = self.pending, []
+        try:
+            with self.store.writer() as con:
+                self.importer.save(con, [item for _, items in group for item in items])
+        except (duckdb.Error, pa.ArrowException, UserError) as exc:
+            if len(group) == 1:
+                self.reporter.done(group[0][0], [], f"{group[0][0]}: cannot store it ({first_line(exc)})")
+                return
+            log.warning("group write failed (%s); retrying file by file", first_line(exc))
+            for one in group:
+                self.pending = [one]
+                self.flush()
+            return
+        for path, items in group:
+            self.reporter.done(path, _run_ids(items))
+
+    def run_file(self, path: Path) -> None:
+        chunk = max(1, self.opts.chunk_runs)
+        stream = (_apply(i, self.finalize) for i in self.importer.parse(path, self.opts))
+        try:
+            head = list(islice(stream, chunk))
+            more = list(islice(stream, 1))
+        except SourceError as exc:
+            self.reporter.done(path, [], exc.one_line())
+            return
+        except SHAPE_ERRORS as exc:
+            self.reporter.done(path, [], shape_error(path, exc))
+            return
+        if not more:
+            self.pending.append((path, head))
+            if sum(len(items) for _, items in self.pending) >= chunk:
+                self.flush()
+            return
+        self.flush()
+        self._stream(path, head + more, stream, chunk)
+
+    def _stream(self, path: Path, first: list[ImportItem], rest: Iterator[ImportItem], chunk: int) -> None:
+        saved: list[str] = []  # ids only: a big file's traces are not kept in memory
+        error: str | None = None
+        try:
+            with self.store.writer() as con:
+                batch = first
+                while batch:
+                    self.importer.save(con, batch)
+                    saved.extend(_run_ids(batch))
+                    batch = list(islice(rest, chunk))
+        except SourceError as exc:
+            error = exc.one_line()
+        except SHAPE_ERRORS as exc:
+            error = shape_error(path, exc)
+        except (duckdb.Error, pa.ArrowException, UserError) as exc:
+            error = f"{path}: cannot store it ({first_line(exc)})"
+        self.reporter.done(path, [] if error else saved, error)
+
+
+def auto_workers(requested: int) -> int:
+    if requested > 0:
+        return requested
+    return max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
+
+
+def import_paths(
+    store: Store,
+    importer: Importer,
+    paths: Sequence[Path],
+    opts: ImportOptions,
+    *,
+    finalize: Finalizer | None = None,
+    on_file: Callable[[FileResult], None] | None = None,
+) -> ImportReport:
+    """Import every file under ``paths``; bad files are reported, never fatal to the others.
+
+    ``finalize`` rewrites each top-level trace before it is stored (see
+    :mod:`recorder.importers.finishing`); when many small files are parsed in
+    worker processes it must be picklable. ``on_file`` is told of each file as
+    it finishes (for progress and errors).
+    """
+    from recorder.importers import parallel
+
+    report = ImportReport(importer=importer.name)
+    reporter = Reporter(report, on_file)
+    files: list[Path] = []
+    for entry in discover(paths, importer.suffixes, importer.what):
+        if isinstance(entry, SourceError):
+            reporter.done(entry.path, [], entry.one_line())
+        else:
+            files.append(entry)
+    serial_files = files
+    workers = auto_workers(opts.workers)
+    if importer.parallel and workers > 1:
+        pooled, serial_files = parallel.split(files)
+        if pooled:
+            parallel.run(store, importer, pooled, opts, finalize, reporter, workers)
+    loop = SerialLoop(store, importer, opts, finalize, reporter)
+    for path in serial_files:
+        loop.run_file(path)
+    loop.flush()
+    return report
