@@ -91,11 +91,12 @@ def main() -> None:
         err_console().print("Interrupted.", markup=False)
         sys.exit(130)
     except Exception as exc:  # the click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        # Usage errors. Recent typer vendors click (typer._click), so its exceptions
+        # are not click's classes: recognise either by the class name in the MRO.
+        if any(cls.__name__ == "ClickException" for cls in type(exc).__mro__):
+            if type(exc).__name__ != "NoArgsIsHelpError":  # typer has printed the help already
+                exc.show()  # type: ignore[attr-defined]
+            sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
         if os.environ.get("RLMINE_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -19,7 +19,7 @@ import duckdb
 from rlmine import __version__
 from rlmine.config import DEFAULT_DB
 from rlmine.errors import SchemaTooNewError, StoreError
-from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect
+from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error
 from rlmine.store.migrations import LATEST_VERSION, apply_migrations, current_version
 from rlmine.store.writes import save_traces
 from rlmine.trace import Trace
@@ -108,13 +108,26 @@ class Store:
                 backup = self.path.with_name(f"{self.path.name}.bak-v{version}")
                 shutil.copy2(self.path, backup)
         with self._connect(read_only=False) as con:
-            apply_migrations(con, __version__)
+            try:
+                apply_migrations(con, __version__)
+            except duckdb.Error as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise StoreError(
+                    f"upgrading the schema of {self.path} failed ({first}); the database is unchanged",
+                    f"reporting this; the pre-upgrade copy is kept as {self.path.name}.bak-v*",
+                ) from exc
 
     @contextmanager
     def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         con = connect(self.path, read_only=read_only, busy_timeout_s=self.busy_timeout_s)
         try:
             yield con
+        except duckdb.Error as exc:
+            # Damage past the blocks read at open surfaces only when a query reaches it.
+            damaged = corruption_error(self.path, exc)
+            if damaged is not None:
+                raise damaged from exc
+            raise
         finally:
             con.close()
 

@@ -26,7 +26,14 @@ DEFAULT_BUSY_TIMEOUT_S = 30.0
 
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
-    return "Could not set lock" in text or "Conflicting lock" in text
+    # The last case is the in-process form of a lock: this process already holds
+    # the file with the other access mode (e.g. the spool flusher thread writes
+    # while another thread reads); it clears as soon as that connection closes.
+    return (
+        "Could not set lock" in text
+        or "Conflicting lock" in text
+        or "different configuration than existing connections" in text
+    )
 
 
 def _classify(path: Path, exc: duckdb.Error) -> StoreError:
@@ -41,6 +48,17 @@ def _classify(path: Path, exc: duckdb.Error) -> StoreError:
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return StoreError(
         f"cannot open {path}: the file is corrupt or unreadable ({first})",
+        "restoring a backup (*.bak-v*) or pointing --db at another file",
+    )
+
+
+def corruption_error(path: Path, exc: BaseException) -> StoreError | None:
+    """A one-line error for a damaged block met while querying (not at open), else None."""
+    text = str(exc).strip()
+    if "Corrupt database file" not in text:
+        return None
+    return StoreError(
+        f"{path} is corrupt ({text.splitlines()[0]})",
         "restoring a backup (*.bak-v*) or pointing --db at another file",
     )
 
