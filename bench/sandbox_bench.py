@@ -2,9 +2,21 @@
 
     PYTHONPATH=. .venv/bin/python bench/sandbox_bench.py [--context-mb 1024] [--cells 1000]
 
-Goals: start (no context) <= 80 ms, trivial cell median <= 2 ms, and for a large text
-context: ready time <= 2x the time to read the file, worker peak RSS <= 1.6x its size.
-Prints a table and writes bench/results/sandbox_bench.json.
+Worker start is measured for both start methods ("forkserver": forked from the per-host
+template; "spawn": a new interpreter): median wall time of one start, CPU per start +
+shutdown (the host's own CPU plus the workers' — reaped by the host when spawned, by the
+template when forked, read from its /proc stat), and the wall time of 32 starts at once
+from 32 threads (median of 3). The load average is recorded: other work on the machine
+inflates every number.
+
+Context sharing: ``--share-count`` sandboxes started at once on one ``--share-mb`` file,
+each worker loading it vs all forked from one context template; wall time and the memory
+really used (proportional set size of workers and template).
+
+Goals: start (no context) <= 80 ms wall, forkserver start <= 10 ms CPU, trivial cell median
+<= 2 ms, and for a large text context: ready time <= 2x the time to read the file, worker
+peak RSS <= 1.6x its size (measured without sharing: the worker loads it). Prints a table
+and writes bench/results/sandbox_bench.json.
 """
 
 from __future__ import annotations
@@ -13,10 +25,12 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +39,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recorder.sandbox import SandboxConfig, SubprocessSandbox
+from recorder.sandbox import SandboxConfig, SubprocessSandbox, context_share, forkserver
+from recorder.sandbox.base import StartMethod
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sandbox_bench.json"
 
@@ -34,17 +49,94 @@ def _ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 3)
 
 
-def bench_start(runs: int) -> dict[str, float]:
+class CpuMeter:
+    """CPU time of this process and everything it starts, workers and template included.
+
+    As root with cgroup v1 ``cpuacct``, the bench moves itself into its own cpuacct cgroup
+    (children inherit it, and their CPU stays counted after they exit). Elsewhere it adds
+    this process's rusage, its reaped children's and the template's (/proc stat, which
+    counts the workers it reaped); that misses a PID namespace's inner process when a
+    kill takes both it and its relay at once.
+    """
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct")
+
+    def __init__(self) -> None:
+        self.group: Path | None = self.ROOT / f"rlmine-bench-{os.getpid()}"
+        try:
+            self.group.mkdir()
+            (self.group / "cgroup.procs").write_text(str(os.getpid()))
+        except OSError:
+            self.group = None
+        self.source = "cpuacct cgroup" if self.group else "rusage + template /proc stat"
+
+    def seconds(self) -> float:
+        if self.group is not None:
+            return int((self.group / "cpuacct.usage").read_text()) / 1e9
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime + _template_cpu_s()
+
+    def close(self) -> None:
+        if self.group is not None:
+            (self.ROOT / "cgroup.procs").write_text(str(os.getpid()))
+            forkserver.stop_shared_server()  # the template is in the group too
+            for _ in range(100):
+                try:
+                    self.group.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.01)
+
+
+def _template_cpu_s() -> float:
+    """CPU of the fork-server template and of the workers it has reaped (0 if none runs)."""
+    server = forkserver.running_server()
+    if server is None:
+        return 0.0
+    text = Path(f"/proc/{server.pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime..cstime
+
+
+def bench_start(runs: int, method: StartMethod, meter: CpuMeter) -> dict[str, Any]:
+    config = SandboxConfig(start_method=method)
+    began = time.perf_counter()
+    with SubprocessSandbox(config) as first:  # starts the template: not part of the per-start cost
+        launch_s = time.perf_counter() - began
+        started_as = first.isolation["start"]
     starts, stops = [], []
+    cpu_before = meter.seconds()
     for _ in range(runs):
-        box = SubprocessSandbox(SandboxConfig())
+        box = SubprocessSandbox(config)
         began = time.perf_counter()
         box.start()
         starts.append(time.perf_counter() - began)
         began = time.perf_counter()
         box.shutdown()
         stops.append(time.perf_counter() - began)
-    return {"start_ms": _ms(starts), "shutdown_ms": _ms(stops)}
+    time.sleep(0.05)  # let the template reap the last worker
+    cpu_s = meter.seconds() - cpu_before
+    return {
+        "started_as": started_as,
+        "first_start_ms": round(launch_s * 1000, 1),
+        "start_ms": _ms(starts),
+        "shutdown_ms": _ms(stops),
+        "cpu_ms_per_start_and_shutdown": round(cpu_s / runs * 1000, 2),
+    }
+
+
+def bench_parallel_starts(count: int, method: StartMethod, repeats: int = 3) -> dict[str, float]:
+    walls = []
+    for _ in range(repeats):
+        boxes = [SubprocessSandbox(SandboxConfig(start_method=method)) for _ in range(count)]
+        began = time.perf_counter()
+        with ThreadPoolExecutor(count) as pool:
+            list(pool.map(lambda box: box.start(), boxes))
+        walls.append(time.perf_counter() - began)
+        for box in boxes:
+            box.shutdown()
+    return {f"{count}_at_once_s": round(statistics.median(walls), 3)}
 
 
 def bench_cells(cells: int) -> dict[str, float]:
@@ -84,7 +176,7 @@ def bench_context(size_mb: int, non_ascii: bool, directory: str) -> dict[str, An
         data = handle.read()
     read_s = time.perf_counter() - began
     del data
-    box = SubprocessSandbox(SandboxConfig(context_path=path))
+    box = SubprocessSandbox(SandboxConfig(context_path=path, share_context=False))  # the worker loads it
     began = time.perf_counter()
     box.start()
     ready_s = time.perf_counter() - began
@@ -104,11 +196,66 @@ def bench_context(size_mb: int, non_ascii: bool, directory: str) -> dict[str, An
     }
 
 
+def _pss_mb(pid: int) -> float:
+    """Proportional set size of ``pid`` and its children (a worker and its PID-namespace child)."""
+    total = 0.0
+    pids = [pid, *(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    for each in pids:
+        for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+def bench_shared_context(size_mb: int, count: int, share: bool, directory: str) -> dict[str, Any]:
+    """``count`` sandboxes started at once on one ``size_mb`` text file: wall time and memory.
+
+    Memory is the proportional set size of every worker plus (when shared) the context
+    template that holds the context: what the machine really spends on them.
+    """
+    path = os.path.join(directory, "shared-context.log")
+    if not os.path.exists(path):
+        _write_context(path, size_mb, False)
+    context_share.REGISTRY.stop_all()
+    config = SandboxConfig(context_path=path, share_context=share)
+    boxes = [SubprocessSandbox(config) for _ in range(count)]
+    began = time.perf_counter()
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(lambda box: box.start(), boxes))
+    wall = time.perf_counter() - began
+    lengths = {box.execute("print(len(context))").stdout for box in boxes}
+    pids = {int(box.worker_info["pid"]) for box in boxes}
+    templates = {int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for pid in pids}
+    main = forkserver.running_server()
+    extra = [t for t in templates if main is None or t != main.pid]  # context templates, if any
+    memory = sum(_pss_mb(pid) for pid in pids) + sum(_pss_mb(pid) for pid in extra)
+    shared = all(box.worker_info["context_shared"] for box in boxes)
+    for box in boxes:
+        box.shutdown()
+    context_share.REGISTRY.stop_all()
+    return {
+        "sandboxes": count,
+        "context_mb": size_mb,
+        "all_shared": shared,
+        "start_all_s": round(wall, 3),
+        "total_pss_mb": round(memory, 1),
+        "pss_over_context": round(memory / size_mb, 2),
+        "contexts_ok": len(lengths) == 1,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--context-mb", type=int, default=1024)
     parser.add_argument("--cells", type=int, default=1000)
-    parser.add_argument("--starts", type=int, default=20)
+    parser.add_argument("--starts", type=int, default=50)
+    parser.add_argument(
+        "--methods", nargs="+", default=["spawn", "forkserver"], choices=["spawn", "forkserver"]
+    )
+    parser.add_argument(
+        "--share-mb", type=int, default=256, help="context size for the sharing test (0: skip)"
+    )
+    parser.add_argument("--share-count", type=int, default=16)
     args = parser.parse_args()
     console = Console()
     results: dict[str, Any] = {
@@ -117,15 +264,32 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
         },
-        **bench_start(args.starts),
-        **bench_cells(args.cells),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
+    meter = CpuMeter()
+    results["cpu_measured_by"] = meter.source
+    try:
+        for method in args.methods:
+            results[f"start_{method}"] = {
+                **bench_start(args.starts, method, meter),
+                **bench_parallel_starts(32, method),
+            }
+    finally:
+        meter.close()
+    results.update(bench_cells(args.cells))
     with SubprocessSandbox(SandboxConfig()) as box:
         results["isolation"] = box.isolation
+    if args.share_mb:
+        with tempfile.TemporaryDirectory(prefix="rlmine-bench-") as directory:
+            for share in (False, True):
+                results[f"context_{'shared' if share else 'per_worker'}"] = bench_shared_context(
+                    args.share_mb, args.share_count, share, directory
+                )
     if args.context_mb:
         with tempfile.TemporaryDirectory(prefix="rlmine-bench-") as directory:
             results["context_ascii"] = bench_context(args.context_mb, False, directory)
             results["context_utf8"] = bench_context(args.context_mb, True, directory)
+    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     table = Table(title="sandbox overheads")
     table.add_column("measure")
     table.add_column("value", justify="right")

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from recorder.sandbox import ExecutionResult, Sandbox, SandboxConfig, SandboxError, SubprocessSandbox
+from recorder.sandbox.base import StartMethod
 from recorder.sandbox.capture import CappedWriter
 from recorder.sandbox.context_loader import read_text
 from rlmine.errors import UserError
@@ -41,6 +42,10 @@ class RecordingLM:
 def sandbox() -> Iterator[SubprocessSandbox]:
     with SubprocessSandbox(SandboxConfig(cell_timeout_s=5), RecordingLM()) as box:
         yield box
+
+
+# The default start method is the fork server; the isolation and recovery tests run both ways.
+both_start_methods = pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
 
 
 def run_ok(box: SubprocessSandbox, code: str) -> ExecutionResult:
@@ -275,7 +280,14 @@ def test_hard_timeout_restarts_the_worker(tmp_path: os.PathLike[str]) -> None:
         assert run_ok(box, "print(context, 'kept' in globals())").stdout == "the context False\n"
 
 
-def test_huge_allocation_raises_memory_error_and_the_worker_survives(sandbox: SubprocessSandbox) -> None:
+@both_start_methods
+def test_huge_allocation_raises_memory_error_and_the_worker_survives(start_method: StartMethod) -> None:
+    with SubprocessSandbox(SandboxConfig(start_method=start_method)) as sandbox:
+        _check_memory_limit(sandbox)
+        assert sandbox.isolation["start"] == start_method
+
+
+def _check_memory_limit(sandbox: SubprocessSandbox) -> None:
     run_ok(sandbox, "kept = 1")
     result = sandbox.execute("x = bytearray(50 * 1024**3)")
     assert result.error_kind == "memory" and not result.restarted
@@ -285,9 +297,13 @@ def test_huge_allocation_raises_memory_error_and_the_worker_survives(sandbox: Su
     )
 
 
-def test_file_size_limit_stops_a_ten_gigabyte_write(tmp_path: os.PathLike[str]) -> None:
+@both_start_methods
+def test_file_size_limit_stops_a_ten_gigabyte_write(
+    tmp_path: os.PathLike[str], start_method: StartMethod
+) -> None:
     workdir = os.path.join(tmp_path, "scratch")
-    with SubprocessSandbox(SandboxConfig(file_size_limit_mb=8, workdir=workdir)) as box:
+    config = SandboxConfig(file_size_limit_mb=8, workdir=workdir, start_method=start_method)
+    with SubprocessSandbox(config) as box:
         code = "chunk = b'0' * (1 << 20)\nwith open('big.bin', 'wb') as f:\n    for _ in range(10 * 1024):\n        f.write(chunk)"
         result = box.execute(code)
         assert result.error_kind == "code" and "File too large" in (result.error or "")
@@ -296,11 +312,14 @@ def test_file_size_limit_stops_a_ten_gigabyte_write(tmp_path: os.PathLike[str]) 
     assert os.path.isdir(workdir)  # a workdir given by the caller is kept
 
 
-def test_worker_death_is_reported_and_the_worker_restarted(tmp_path: os.PathLike[str]) -> None:
+@both_start_methods
+def test_worker_death_is_reported_and_the_worker_restarted(
+    tmp_path: os.PathLike[str], start_method: StartMethod
+) -> None:
     path = os.path.join(tmp_path, "ctx.txt")
     with open(path, "w") as handle:
         handle.write("ctx")
-    with SubprocessSandbox(SandboxConfig(context_path=path)) as box:
+    with SubprocessSandbox(SandboxConfig(context_path=path, start_method=start_method)) as box:
         for code, detail in (
             ("import os\nos._exit(1)", "exit status 1"),
             ("import ctypes\nctypes.string_at(0)", "SIGSEGV"),
@@ -323,8 +342,9 @@ def test_process_creation_is_blocked(sandbox: SubprocessSandbox) -> None:
     assert run_ok(sandbox, "print('alive')").stdout == "alive\n"
 
 
-def test_ctypes_fork_bomb_is_bounded_by_the_kernel() -> None:
-    with SubprocessSandbox(SandboxConfig(max_processes=16)) as box:
+@both_start_methods
+def test_ctypes_fork_bomb_is_bounded_by_the_kernel(start_method: StartMethod) -> None:
+    with SubprocessSandbox(SandboxConfig(max_processes=16, start_method=start_method)) as box:
         if box.isolation["processes"] == "fork-guard":
             pytest.skip("no kernel process limit on this platform (needs a pids cgroup or non-root)")
         code = (
@@ -337,9 +357,10 @@ def test_ctypes_fork_bomb_is_bounded_by_the_kernel() -> None:
     assert not glob.glob(f"/sys/fs/cgroup/**/rlmine-sandbox-{os.getpid()}-*", recursive=True)
 
 
-def test_environment_holds_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+@both_start_methods
+def test_environment_holds_no_secrets(monkeypatch: pytest.MonkeyPatch, start_method: StartMethod) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    with SubprocessSandbox(SandboxConfig(extra_env={"TASK_HINT": "logs"})) as box:
+    with SubprocessSandbox(SandboxConfig(extra_env={"TASK_HINT": "logs"}, start_method=start_method)) as box:
         result = run_ok(
             box,
             "import os\nprint(os.environ.get('OPENAI_API_KEY'), os.environ['TASK_HINT'], os.getcwd() == os.environ['HOME'])",
@@ -358,9 +379,11 @@ def loopback_server() -> Iterator[int]:
     server.close()
 
 
+@both_start_methods
 @pytest.mark.parametrize("namespaces", ["auto", "off"])
-def test_network_is_blocked(loopback_server: int, namespaces: str) -> None:
-    with SubprocessSandbox(SandboxConfig(namespaces=namespaces)) as box:  # type: ignore[arg-type]
+def test_network_is_blocked(loopback_server: int, namespaces: str, start_method: StartMethod) -> None:
+    config = SandboxConfig(namespaces=namespaces, start_method=start_method)  # type: ignore[arg-type]
+    with SubprocessSandbox(config) as box:
         network = box.isolation["network"]
         assert network in {"netns", "socket-guard"}
         guarded = box.execute(

@@ -14,6 +14,8 @@ Errors are split by who can recover:
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -23,9 +25,12 @@ from rlmine.errors import RlmineRuntimeError, UserError
 ErrorKind = Literal["code", "timeout", "memory", "sandbox"]
 ContextFormat = Literal["auto", "text", "json", "jsonl"]
 NamespaceMode = Literal["auto", "userns", "off"]
+StartMethod = Literal["forkserver", "spawn"]
 
 CONTEXT_FORMATS: tuple[str, ...] = ("auto", "text", "json", "jsonl")
 NAMESPACE_MODES: tuple[str, ...] = ("auto", "userns", "off")
+START_METHODS: tuple[str, ...] = ("forkserver", "spawn")
+START_METHOD_ENV = "RLMINE_SANDBOX_START"
 
 # (prompts, model) -> responses, one per prompt, in order. Called on the host, in the thread
 # that called ``execute``; the handler owns parallelism and turns per-prompt failures into
@@ -66,6 +71,14 @@ class ExecutionResult:
         return self.error is None
 
 
+def default_start_method() -> StartMethod:
+    """``$RLMINE_SANDBOX_START`` if set, else "forkserver" on Linux and "spawn" elsewhere."""
+    chosen = os.environ.get(START_METHOD_ENV)
+    if chosen:
+        return chosen  # type: ignore[return-value]  # checked by SandboxConfig.validate
+    return "forkserver" if sys.platform.startswith("linux") else "spawn"
+
+
 class SandboxError(RlmineRuntimeError):
     """Terminal: the sandbox cannot start, restart or load its context."""
 
@@ -91,6 +104,13 @@ class SandboxConfig:
     ``namespaces``: "auto" uses Linux namespaces where permitted (root directly, otherwise
     through a user namespace), "userns" always goes through a user namespace, "off" relies
     on rlimits and in-process guards only.
+    ``start_method``: "forkserver" forks workers from a per-host template process that has
+    the worker's modules loaded (fast; falls back to "spawn" by itself when the template
+    cannot run, see :mod:`recorder.sandbox.forkserver`); "spawn" starts a new interpreter
+    per worker. Both confine the worker the same way; ``isolation["start"]`` says which ran.
+    ``share_context``: with the fork server, sandboxes whose context is the same large file
+    (16 MB and more, same version) fork their workers from one process that loaded it, so
+    they share its memory copy-on-write (see :mod:`recorder.sandbox.context_share`).
     """
 
     context_path: str | None = None
@@ -105,6 +125,8 @@ class SandboxConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     start_timeout_s: float = 120.0
     namespaces: NamespaceMode = "auto"
+    start_method: StartMethod = field(default_factory=default_start_method)
+    share_context: bool = True
 
     def validate(self) -> None:
         """Raise UserError on a setting no sandbox could honour."""
@@ -139,6 +161,11 @@ class SandboxConfig:
         if self.namespaces not in NAMESPACE_MODES:
             raise UserError(
                 f"unknown namespaces mode {self.namespaces!r}", f"one of {', '.join(NAMESPACE_MODES)}"
+            )
+        if self.start_method not in START_METHODS:
+            raise UserError(
+                f"unknown sandbox start method {self.start_method!r} (from start_method or ${START_METHOD_ENV})",
+                f"one of {', '.join(START_METHODS)}",
             )
         for key, value in self.extra_env.items():
             if not isinstance(key, str) or not isinstance(value, str) or not key or "=" in key:

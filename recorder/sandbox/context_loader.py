@@ -5,6 +5,11 @@ directory → ``{relative_path: text}``; "auto" picks json/jsonl by extension, e
 
 Text files of 16 MB and more are read by :mod:`recorder.sandbox.text_reader`, which fills
 the string in place so that a 1 GB context does not need 2 GB at the peak.
+
+A large context file may instead be loaded once by a *context template* (see
+:mod:`recorder.sandbox.zygote`) and shared copy-on-write with the workers it forks: it is
+keyed by :func:`file_key` (device, inode, size, mtime and ctime in ns), checked before and
+after loading, and handed to each worker as a :class:`SharedContext`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,41 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 class ContextLoadError(Exception):
     """The context exists but cannot be read in the requested format."""
+
+
+class SharedContext:
+    """A context loaded by a context template; each forked worker takes it once.
+
+    ``take`` leaves the holder empty, so that in the worker the cell namespace holds the
+    only reference (``del context`` frees it there, as in a worker that loaded it).
+    """
+
+    def __init__(self, value: Any, size: int) -> None:
+        self._value: Any = value
+        self.size = size
+
+    def take(self) -> tuple[Any, int]:
+        value, self._value = self._value, None
+        return value, self.size
+
+
+def file_key(path: str) -> list[int]:
+    """What identifies one version of a file: a changed file gets a new key."""
+    st = os.stat(path)
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def load_shared(path: str, context_format: str, key: list[int]) -> SharedContext:
+    """Load ``path`` for sharing, if it is still the version ``key`` names."""
+    try:
+        if file_key(path) != key:
+            raise ContextLoadError(f"{path} changed before it was loaded")
+        shared = SharedContext(load_context(path, context_format), context_bytes(path))
+        if file_key(path) != key:
+            raise ContextLoadError(f"{path} changed while it was loaded")
+    except OSError as exc:
+        raise ContextLoadError(f"cannot load {path}: {exc}") from None
+    return shared
 
 
 def resolve_format(path: str, context_format: str) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import resource
 import signal
@@ -49,8 +50,17 @@ LINUX_CAPABILITY_VERSION_3 = 0x20080522
 MB = 1 << 20
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
+
+
+def preload() -> None:
+    """Resolve the libc functions used here (the fork-server template does it once for all)."""
+    if sys.platform.startswith("linux"):
+        libc = _libc()
+        for name in ("prctl", "unshare", "mount", "capset"):
+            getattr(libc, name)
 
 
 def count_user_tasks(uid: int) -> int:
@@ -79,6 +89,14 @@ def join_cgroup(path: str | None) -> bool:
     except OSError:
         return False
     return True
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """SIGKILL this process when its parent (the fork-server template) dies; exit now if it has."""
+    if sys.platform.startswith("linux"):
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the prctl took effect
+        os._exit(1)
 
 
 def _write(path: str, text: str) -> None:

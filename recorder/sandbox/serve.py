@@ -5,8 +5,9 @@ context is loaded before the address-space limit so that limit can be sized to i
 privileges are dropped and the Python guards installed last, just before the ``ready``
 frame. From then on only user code runs, one cell per ``exec`` frame.
 
-Settings arrive as one JSON argument (see ``SubprocessSandbox._settings``); nothing in them
-is secret.
+Settings (see ``SubprocessSandbox._settings``; nothing in them is secret) arrive as one JSON
+argument in a spawned worker, or in the fork request in a worker forked by the fork-server
+template: either way this same sequence runs, in the worker process, before any user code.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from typing import Any
 
 from recorder.sandbox import guards, isolation
-from recorder.sandbox.context_loader import ContextLoadError, context_bytes, load_context
+from recorder.sandbox.context_loader import ContextLoadError, SharedContext, context_bytes, load_context
 from recorder.sandbox.protocol import write_frame
 from recorder.sandbox.runtime import CellRunner, CellTimer, LLMBridge, serve_forever
 
@@ -64,14 +65,20 @@ def _peak_rss_mb() -> float | None:
     return None
 
 
-def serve(raw_settings: str) -> int:
+def serve(raw_settings: str | dict[str, Any], shared: SharedContext | None = None) -> int:
+    """Confine, load the context, report ``ready``, then run cells; returns the exit status.
+
+    ``raw_settings`` is the JSON argument of a spawned worker, or the decoded settings in a
+    worker forked by the fork-server template (:mod:`recorder.sandbox.zygote`). ``shared``
+    is the context already loaded by a context template, in place of loading it here.
+    """
     started = time.monotonic()
     faulthandler.enable()  # a crash in C code leaves the cell's line in the worker's stderr
-    settings = json.loads(raw_settings)
+    settings = json.loads(raw_settings) if isinstance(raw_settings, str) else raw_settings
     cmd_fd, res_fd = int(settings["cmd_fd"]), int(settings["res_fd"])
     record = _confine(settings, (cmd_fd, res_fd))
     try:
-        context, size = _load(settings)
+        context, size = shared.take() if shared is not None else _load(settings)
     except ContextLoadError as exc:
         write_frame(res_fd, {"op": "ready", "error": str(exc)})
         return 2
@@ -94,6 +101,7 @@ def serve(raw_settings: str) -> int:
             "context_len": len(context) if hasattr(context, "__len__") else None,
             "ready_s": time.monotonic() - started,
             "peak_rss_mb": _peak_rss_mb(),
+            "context_shared": shared is not None,
         },
     )
     del context

@@ -1,10 +1,13 @@
 """The host side of the sandbox: one worker process per sandbox, driven over two pipes.
 
-The worker (``worker.py`` → :mod:`recorder.sandbox.serve`) is started by
-:mod:`recorder.sandbox.worker_process` with an environment built from scratch (API keys
-never reach it), in its own session and scratch directory. It confines itself before
-running user code (:mod:`recorder.sandbox.isolation`); the host adds a pids cgroup when it
-can (:mod:`recorder.sandbox.cgroup`). ``isolation`` records what applied.
+The worker (:mod:`recorder.sandbox.serve`) is forked from the per-host fork-server template
+or spawned as ``worker.py`` (:mod:`recorder.sandbox.worker_process`; ``isolation["start"]``
+says which), with an environment built from scratch (API keys never reach it), in its own
+session and scratch directory. It confines itself before running user code
+(:mod:`recorder.sandbox.isolation`); the host adds a pids cgroup when it can
+(:mod:`recorder.sandbox.cgroup`). ``isolation`` records what applied. Sandboxes on the same
+large context file fork their workers from one process that loaded it, sharing its memory
+(:mod:`recorder.sandbox.context_share`).
 
 ``execute`` sends the code and waits for the result, serving ``llm`` requests from the cell
 meanwhile by calling the LLM handler in the caller's thread. Time spent in the handler does
@@ -13,8 +16,10 @@ by a grace period, crashes the worker or garbles the protocol gets its worker ki
 replaced: the result says so (``restarted``) and the next cell runs in a fresh namespace.
 A failure to (re)start raises :class:`SandboxError`.
 
-No process-global state: no signal handlers, no ``chdir``, no environment changes in the
-host. One sandbox belongs to one thread; many may run in parallel threads.
+Process-global state is limited to the fork-server template and the context templates,
+shared by all sandboxes of the process (thread-safe, stopped at exit): no signal handlers,
+no ``chdir``, no environment changes in the host. One sandbox belongs to one thread; many
+may run in parallel threads.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from typing import Any
 
 from recorder.sandbox.base import ErrorKind, ExecutionResult, LLMHandler, SandboxConfig, SandboxError
 from recorder.sandbox.cgroup import PidsCgroup
+from recorder.sandbox.context_share import ContextShare
 from recorder.sandbox.protocol import ProtocolError, write_frame
-from recorder.sandbox.worker_process import WorkerProcess, describe_exit, worker_environment
+from recorder.sandbox.worker_process import WorkerProcess, describe_exit, start_worker, worker_environment
 from rlmine.errors import UserError
 
 HARD_GRACE_S = 2.0  # after the soft timeout, before the worker is killed
@@ -45,11 +51,15 @@ class _Resources:
         self.cgroup: PidsCgroup | None = None
         self.workdir: str | None = None
         self.owns_workdir = False
+        self.share: ContextShare | None = None
 
     def release(self) -> None:
         if self.worker is not None:
             self.worker.kill()
             self.worker = None
+        if self.share is not None:
+            self.share.release()
+            self.share = None
         if self.cgroup is not None:
             self.cgroup.remove()
             self.cgroup = None
@@ -69,17 +79,21 @@ class SubprocessSandbox:
         self._finalizer = weakref.finalize(self, _Resources.release, self._res)
         self._isolation: dict[str, str] = {}
         self._worker_info: dict[str, Any] = {}
+        self._start_record: tuple[str, str | None] = ("", None)  # (isolation["start"], fallback reason)
         self._started = False
         self._closed = False
 
     @property
     def isolation(self) -> dict[str, str]:
-        """What confinement applied, e.g. ``{"network": "netns", "processes": ...}``."""
+        """What confinement applied, e.g. ``{"network": "netns", "start": "forkserver", ...}``."""
         return dict(self._isolation)
 
     @property
     def worker_info(self) -> dict[str, Any]:
-        """The current worker's start-up report: context_type, context_len, ready_s, peak_rss_mb."""
+        """The current worker's start-up report: context_type, context_len, ready_s, peak_rss_mb,
+        context_shared (forked from a template holding the context), pid (as the host sees
+        it), start_method ("forkserver" or "spawn") and start_fallback (why a fork was not
+        possible, else None)."""
         return dict(self._worker_info)
 
     @property
@@ -108,6 +122,8 @@ class SubprocessSandbox:
             self._res.workdir = tempfile.mkdtemp(prefix="rlmine-sandbox-")
             self._res.owns_workdir = True
         self._res.cgroup = PidsCgroup.create(self._config.max_processes)
+        if self._config.share_context and self._config.start_method == "forkserver":
+            self._res.share = ContextShare(path, self._config.context_format, self._config.start_timeout_s)
         self._started = True
         self._spawn()
 
@@ -132,9 +148,16 @@ class SubprocessSandbox:
         assert workdir is not None  # set by start()
         if self._res.cgroup is not None:
             self._res.cgroup.kill_all()
-        env = worker_environment(workdir, self._config.extra_env)
-        worker = WorkerProcess.spawn(self._settings(), workdir, env)
+        extra_env = self._config.extra_env
+        env = worker_environment(workdir, extra_env)
+        worker, fallback = start_worker(
+            self._settings(), workdir, env, self._config.start_method, extra_env, self._res.share
+        )
         self._res.worker = worker
+        self._start_record = (
+            worker.start_method if fallback is None else f"spawn (fallback: {fallback})",
+            fallback,
+        )
         self._await_ready(worker)
 
     def _await_ready(self, worker: WorkerProcess) -> None:
@@ -144,10 +167,16 @@ class SubprocessSandbox:
             frame = {"op": "died"}
         if frame is not None and frame.get("op") == "ready" and "error" not in frame:
             reported = frame.get("isolation")
-            self._isolation = {"env": "clean", **(reported if isinstance(reported, dict) else {})}
-            self._worker_info = {
-                key: frame.get(key) for key in ("context_type", "context_len", "ready_s", "peak_rss_mb")
+            start, fallback = self._start_record
+            self._isolation = {
+                "env": "clean",
+                **(reported if isinstance(reported, dict) else {}),
+                "start": start,
             }
+            self._worker_info = {
+                key: frame.get(key)
+                for key in ("context_type", "context_len", "ready_s", "peak_rss_mb", "context_shared")
+            } | {"pid": worker.pid, "start_method": worker.start_method, "start_fallback": fallback}
             return
         detail = describe_exit(worker.exit_code(0.5), relayed=True)
         crash = worker.crash_lines()

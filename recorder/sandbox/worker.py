@@ -1,5 +1,8 @@
 """Entry point of the sandbox worker process: ``python -s -P worker.py SETTINGS_JSON``.
 
+The same file starts the fork-server template (``worker.py --fork-server FD``, see
+:mod:`recorder.sandbox.zygote`), which imports the same modules once and forks workers.
+
 The host starts this file by path with ``-P`` (the script's directory is not put on
 ``sys.path``). The worker-side modules (``serve``, ``runtime``, ``isolation``, ``guards``,
 ``capture``, ``protocol``, ``context_loader``, ``text_reader``) use the standard library
@@ -26,6 +29,10 @@ def _register_packages() -> None:
 
 def main() -> int:
     _register_packages()
+    if sys.argv[1:2] == ["--fork-server"]:
+        from recorder.sandbox.zygote import run_template
+
+        return run_template(int(sys.argv[2]))
     from recorder.sandbox.serve import serve
 
     return serve(sys.argv[1])
