@@ -4,9 +4,12 @@ Generates RLMLogger-shaped logs (one file per run: a metadata line and one
 iteration line per turn, with the growing message list, code blocks, batched
 sub-calls with usage, and ``locals``), then imports them with
 ``recorder.importers.import_files`` into a fresh database, each size in its own
-subprocess so that peak RSS is measured cleanly. Memory must stay flat in the
-number of runs (the importer streams: parse, then store in chunks of
-``chunk_runs`` runs per transaction).
+subprocess so that peak RSS is measured cleanly, with the options a user of
+``rlmine import rlms`` gets (parsing workers and transaction size left to the
+importer). Memory must stay flat in the number of runs (the importer streams:
+parse, then store in chunks of ``chunk_runs`` runs per transaction); DuckDB's
+own memory grows with the database (its key indexes), which the last check
+shows: the first 2,000 runs imported into a database that holds the others.
 
     python bench/import_bench.py                # 2,000 and 10,000 runs
     python bench/import_bench.py --runs 500     # a quick check
@@ -242,7 +245,9 @@ def main() -> None:
     parser.add_argument(
         "--context-chars", type=int, default=2000, help="Context size held (twice) in each `locals`."
     )
-    parser.add_argument("--chunk-runs", type=int, default=500)
+    parser.add_argument(
+        "--chunk-runs", type=int, default=None, help="Runs per transaction (default: the importer's)."
+    )
     parser.add_argument(
         "--workers", type=int, default=0, help="Parsing processes (0: one per CPU, at most 4)."
     )
@@ -251,6 +256,11 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.chunk_runs is None:  # what a user gets: the importer's default
+        sys.path.insert(0, str(ROOT))
+        from recorder.importers.base import DEFAULT_CHUNK_RUNS
+
+        args.chunk_runs = DEFAULT_CHUNK_RUNS
     if args.worker:
         print(json.dumps(worker(args.db, args.path, args.chunk_runs, args.workers, args.heap)))
         return
@@ -273,11 +283,17 @@ def main() -> None:
                 size=size,
                 mb=total_bytes / 1e6,
                 runs_per_s=result["runs"] / result["seconds"],
+                cpu_ms_per_run=1000 * result["cpu_seconds"] / result["runs"],
                 mb_per_s=total_bytes / 1e6 / result["seconds"],
             )
             heap = measure(root / f"heap-{size}.duckdb", list(parts), args.chunk_runs, 1, heap=True)
             result["python_heap_peak_mb"] = heap["python_heap_peak_mb"]
             rows.append(result)
+        filled: dict[str, Any] | None = None
+        if len(parts) > 1:  # the first part again, into a database that already holds the others
+            db = root / "filled.duckdb"
+            measure(db, parts[1:], args.chunk_runs, args.workers)
+            filled = measure(db, parts[:1], args.chunk_runs, args.workers)
 
     print(
         f"{'runs':>8} {'log MB':>7} {'wall s':>7} {'runs/s':>7} {'MB/s':>5} {'CPU s':>6} {'runs/CPU-s':>10} "
@@ -296,6 +312,12 @@ def main() -> None:
         "load: 1-minute load average at the end"
     )
     ok = all(r["runs_per_s"] >= GOAL_RUNS_PER_S and r["failed"] == 0 for r in rows)
+    if filled is not None:
+        print(
+            f"{filled['runs']:,} runs into a database already holding {rows[-1]['runs'] - filled['runs']:,}: "
+            f"peak RSS {filled['peak_rss_mb']:.0f} MB (into an empty one: {rows[0]['peak_rss_mb']:.0f} MB): "
+            "what grows is DuckDB's, with the database, not with the runs imported"
+        )
     flat = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"] if len(rows) > 1 else 1.0
     heap_flat = rows[-1]["python_heap_peak_mb"] / rows[0]["python_heap_peak_mb"] if len(rows) > 1 else 1.0
     print(
@@ -317,6 +339,7 @@ def main() -> None:
                 "goal_met": ok,
                 "rss_ratio": flat,
                 "python_heap_ratio": heap_flat,
+                "rss_first_part_into_filled_db_mb": filled["peak_rss_mb"] if filled else None,
                 "iterations_per_run": args.iterations,
                 "context_chars": args.context_chars,
                 "chunk_runs": args.chunk_runs,

@@ -1,13 +1,16 @@
 """What every importer shares: options, the importer protocol, ids, and replacing runs.
 
 An importer turns one source file into :class:`ImportItem` values (a
-:class:`~rlmine.trace.Trace`, plus catalogue rows for the JSONL format); it
-never touches the database. :mod:`recorder.importers.runner` does the writing.
+:class:`~rlmine.trace.Trace`, or the same run already as table rows, plus
+catalogue rows for the JSONL format); it never touches the database.
+:mod:`recorder.importers.runner` does the writing.
 
 Identity: run ids derive from the source's content hash (:func:`derive_id`,
 ULID-shaped so they still sort by the run's start time when the source tells
 it), and storing a file's runs *replaces* whatever an earlier import stored
-under those ids, so importing the same file twice changes nothing.
+under those ids, so importing the same file twice changes nothing. Replacing
+deletes the runs that exist, then inserts with a plain ``INSERT`` (every key is
+new by then), the fast path of :mod:`rlmine.store.writes`.
 """
 
 from __future__ import annotations
@@ -15,31 +18,30 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+import pyarrow as pa
 from ulid import ULID
 
 from recorder.importers.sources import SourceError
-from rlmine.store.interchange import existing_run_ids
-from rlmine.store.rows import Row
-from rlmine.store.writes import delete_runs, save_traces, upsert_rows
-from rlmine.trace import Trace
+from rlmine.store.rows import Row, TraceRows, run_from_row, run_row, trace_rows
+from rlmine.store.writes import delete_runs, insert_tables, merge_rows, upsert_rows
+from rlmine.trace import Run, Trace
 
-try:  # orjson is optional: it parses these logs ~1.8x faster when it happens to be installed
+_fast_loads: Callable[[bytes], Any]
+try:  # a core dependency (parses these logs ~2x faster); stdlib json keeps a broken install working
     import orjson
 
-    _loads: Callable[[bytes], Any] = orjson.loads
-    _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, ValueError)
+    _fast_loads = orjson.loads
 except ImportError:  # pragma: no cover - depends on the environment
-    _loads = json.loads
-    _JSON_ERRORS = (ValueError,)
+    _fast_loads = json.loads
 
 DEFAULT_MAX_LINE_BYTES = 256 << 20  # a real rlms line can carry the whole context (twice) in `locals`
-DEFAULT_CHUNK_RUNS = 500
+DEFAULT_CHUNK_RUNS = 1000  # runs per transaction: fewer commits (each one a checkpoint) vs memory held
 
 # Errors a parser may hit on malformed-but-valid JSON (a string where a dict was expected...):
 # reported against the file instead of aborting the whole import.
@@ -61,10 +63,49 @@ class ImportOptions:
 
 @dataclass(frozen=True, slots=True)
 class ImportItem:
-    """One parsed unit: a run (with nested children), and/or catalogue rows (JSONL only)."""
+    """One parsed unit: a run (with nested children), and/or catalogue rows (JSONL only).
+
+    The run comes as a ``trace``, or as ``rows`` (table → rows, the top-level
+    run's row first) from an importer that maps its source straight to rows.
+    """
 
     trace: Trace | None
     catalog: Any = None
+    rows: TraceRows | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        if self.rows is not None:
+            return str(self.rows["runs"][0]["id"])
+        return self.trace.run.id if self.trace is not None else None
+
+    def table_rows(self) -> TraceRows:
+        """The run's rows for every table (none for a catalogue-only item)."""
+        if self.rows is not None:
+            return self.rows
+        return trace_rows(self.trace) if self.trace is not None else {}
+
+
+class Finalizer(Protocol):
+    """Rewrites each top-level run before it is stored (``--task``, overrides, scoring).
+
+    It must pickle: it travels to the parsing worker processes.
+    """
+
+    def finish(self, run: Run) -> Run: ...
+
+
+def finalized(item: ImportItem, finalize: Finalizer | None) -> ImportItem:
+    """``item`` with its top-level run rewritten by ``finalize`` (its children are left alone)."""
+    if finalize is None:
+        return item
+    if item.rows is not None:
+        runs = item.rows["runs"]
+        top = run_row(finalize.finish(run_from_row(runs[0])))
+        return replace(item, rows={**item.rows, "runs": [top, *runs[1:]]})
+    if item.trace is not None:
+        return replace(item, trace=replace(item.trace, run=finalize.finish(item.trace.run)))
+    return item
 
 
 class Importer(Protocol):
@@ -81,14 +122,22 @@ class Importer(Protocol):
 
 
 def loads_line(path: Path, number: int | None, raw: bytes) -> Any:
-    """Parse one JSON document, turning decode errors into a one-line :class:`SourceError`."""
+    """Parse one JSON document, turning decode errors into a one-line :class:`SourceError`.
+
+    Whatever orjson refuses is parsed again by the stdlib: it accepts what orjson does not
+    (NaN, integers over 64 bits, UTF-16 text) and its errors make the messages users see.
+    """
     try:
-        return _loads(raw)
+        return _fast_loads(raw)
+    except ValueError:  # orjson.JSONDecodeError is a ValueError
+        pass
+    try:
+        return json.loads(raw)
     except UnicodeDecodeError as exc:
         raise SourceError(
             path, "not UTF-8 text (binary data?)", line=number, hint="pointing at the JSON log instead"
         ) from exc
-    except _JSON_ERRORS as exc:
+    except ValueError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SourceError(
             path,
@@ -115,29 +164,42 @@ def derive_id(key: str, when: datetime | None = None) -> str:
     return str(ULID.from_bytes(ms.to_bytes(6, "big") + digest[:10]))
 
 
-def replace_traces(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace]) -> None:
-    """Store traces, replacing whole any run a previous import stored under the same id.
+def _delete_existing(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
+    # Deleting first matters when a re-import yields fewer rows (a newer importer); only
+    # runs that exist are deleted, so a first import pays no table scans.
+    from rlmine.store.interchange import existing_run_ids  # here: it loads pandas (see jsonl.py)
 
-    Deleting first matters when a re-import yields fewer rows (a newer importer);
-    only runs that exist are deleted, so a first import pays no table scans.
-    """
-    ids = [t.run.id for trace in traces for t in trace.walk()]
-    existing = existing_run_ids(con, ids)
+    existing = existing_run_ids(con, run_ids)
     if existing:
         delete_runs(con, existing)
-    save_traces(con, traces)
 
 
 def replace_rows(con: duckdb.DuckDBPyConnection, rows: Mapping[str, Sequence[Row]]) -> None:
-    """Like :func:`replace_traces` for traces already turned into rows (by a worker process)."""
-    existing = existing_run_ids(con, [r["id"] for r in rows.get("runs", ())])
-    if existing:
-        delete_runs(con, existing)
-    upsert_rows(con, rows)
+    """Store runs' rows, replacing whole any run a previous import stored under the same id.
+
+    Once the old runs are gone every key is new (call ids and iteration keys
+    derive from run ids), so a plain insert does, unless the same run comes
+    twice (one log imported twice in one go): then the last copy wins.
+    """
+    ids = [r["id"] for r in rows.get("runs", ())]
+    _delete_existing(con, ids)
+    upsert_rows(con, rows, replace=len(set(ids)) != len(ids))
+
+
+def replace_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table], *, upsert: bool) -> None:
+    """Like :func:`replace_rows` for rows already in Arrow tables (from parsing workers); each run once.
+
+    ``upsert``: replace conflicting rows instead of failing on them (the slower,
+    forgiving retry of a write that failed).
+    """
+    runs = tables.get("runs")
+    if runs is not None:
+        _delete_existing(con, runs.column("id").to_pylist())
+    insert_tables(con, tables, replace=upsert)
 
 
 def default_save(con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None:
-    replace_traces(con, [i.trace for i in items if i.trace is not None])
+    replace_rows(con, merge_rows(i.table_rows() for i in items))
 
 
 # ---------------------------------------------------------------------------- reporting
@@ -178,9 +240,6 @@ class ImportReport:
             "failed": len(self.failed),
             "results": [{"path": f.path, "runs": f.runs, "error": f.error} for f in self.files],
         }
-
-
-Finalizer = Callable[[Trace], Trace]  # rewrites each top-level trace before it is stored
 
 
 def first_line(exc: BaseException) -> str:

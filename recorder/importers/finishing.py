@@ -14,7 +14,7 @@ from typing import Any
 
 from recorder.importers.base import ImportOptions
 from rlmine.store import Store
-from rlmine.trace import Trace
+from rlmine.trace import Run
 
 
 @lru_cache(maxsize=16)
@@ -38,21 +38,19 @@ class RunFinalizer:
     expected: str | None = None
     checker_spec: str | None = None  # JSON text of the task's checker spec
 
-    def __call__(self, trace: Trace) -> Trace:
-        run = trace.run
+    def finish(self, run: Run) -> Run:
         run = replace(
             run,
             task_id=self.task_id if self.task_id is not None else run.task_id,
             question=self.question if self.question is not None else run.question,
             expected=self.expected if self.expected is not None else run.expected,
         )
-        out = replace(trace, run=run)
         if self.checker_spec is None:
-            return out
-        from recorder.importers.scoring import score_trace
+            return run
+        from recorder.importers.scoring import decode, score_run
 
         check, name = _checker(self.checker_spec)
-        return score_trace(out, check, name)
+        return score_run(run, check, decode(run.expected), name)
 
 
 def make_finalizer(store: Store, opts: ImportOptions) -> RunFinalizer | None:

@@ -15,14 +15,9 @@ import duckdb
 
 from recorder.importers.base import ImportItem, ImportOptions, loads_line
 from recorder.importers.sources import LineReader, SourceError
-from rlmine.store.interchange import (
-    Catalog,
-    RecordError,
-    catalog_from_record,
-    check_header,
-    save_records,
-    trace_from_record,
-)
+
+# rlmine.store.interchange is imported where it is used: it pulls in pandas, which the
+# processes that parse other formats (rlms, DSPy) would otherwise load for nothing.
 
 VERSION = "jsonl-import/1"
 
@@ -38,6 +33,8 @@ class JsonlImporter:
     parallel: bool = False
 
     def parse(self, path: Path, opts: ImportOptions) -> Iterator[ImportItem]:
+        from rlmine.store.interchange import RecordError, catalog_from_record, check_header, trace_from_record
+
         for number, raw in LineReader(path, opts.max_line_bytes):
             obj = loads_line(path, number, raw)
             try:
@@ -54,6 +51,8 @@ class JsonlImporter:
             yield ImportItem(trace, catalog)
 
     def save(self, con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None:
+        from rlmine.store.interchange import Catalog, save_records
+
         save_records(
             con, [(i.trace, i.catalog if isinstance(i.catalog, Catalog) else Catalog()) for i in items]
         )

@@ -10,8 +10,9 @@ reply (``response``), the executed ``code_blocks`` (each with ``stdout``,
 and, from 0.1.2 on, a ``final_answer``), the iteration's ``final_answer`` and
 ``iteration_time``.
 
-Entries are compacted as soon as they are read so a long log never sits in
-memory whole: ``locals`` (which can hold the context twice, megabytes) shrink
+Entries are compacted as soon as they are read (into named tuples: immutable,
+and three times cheaper to build than frozen dataclasses, which counts at
+thousands of runs a second) so a long log never sits in memory whole: ``locals`` (which can hold the context twice, megabytes) shrink
 to names, types and sizes; the message list shrinks to its newest message, its
 length and its total size; a sub-call's nested child trajectory becomes a
 :class:`RunLog` of its own. Validation failures raise :class:`EntryError`,
@@ -29,7 +30,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from recorder.importers.base import loads_line
 from recorder.importers.sources import LineReader, SourceError
@@ -77,8 +78,18 @@ def summarize_value(value: Any) -> dict[str, Any]:
     return {"type": "NoneType" if value is None else type(value).__name__}
 
 
-@dataclass(frozen=True, slots=True)
-class ContextInfo:
+def _summaries(local_vars: dict[Any, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in local_vars.items():
+        # Inline for the common case (plain strings, 5 variables a turn), as summarize_value does it.
+        if type(value) is str and not value.startswith("<"):
+            out[str(name)] = {"type": "str", "len": len(value)}
+        else:
+            out[str(name)] = summarize_value(value)
+    return out
+
+
+class ContextInfo(NamedTuple):
     """What the log reveals about the run's context (never the context itself)."""
 
     kind: str | None = None
@@ -95,6 +106,9 @@ class ContextInfo:
         )
 
 
+NO_CONTEXT = ContextInfo()  # shared: most entries reveal nothing, and merging it changes nothing
+
+
 def context_from_payload(payload: Any) -> ContextInfo:
     """Hash and size of a context value found in the log (a ``run_context`` payload or ``locals``)."""
     if isinstance(payload, str):
@@ -103,11 +117,10 @@ def context_from_payload(payload: Any) -> ContextInfo:
         )
     if isinstance(payload, list | dict):
         return ContextInfo(type(payload).__name__)
-    return ContextInfo()
+    return NO_CONTEXT
 
 
-@dataclass(frozen=True, slots=True)
-class SubCall:
+class SubCall(NamedTuple):
     model: str | None
     prompt: str | None
     response: str | None
@@ -120,8 +133,7 @@ class SubCall:
     child: RunLog | None  # a nested child RLM (its trajectory was in the call's metadata)
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(NamedTuple):
     code: str
     stdout: str
     stderr: str
@@ -131,8 +143,7 @@ class Block:
     final_answer: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class IterationEntry:
+class IterationEntry(NamedTuple):
     number: int | None  # the logger's 1-based counter
     line: int | None
     logged_at: str | None
@@ -146,7 +157,7 @@ class IterationEntry:
     iteration_time: float | None
     usage: tuple[int | None, int | None]
     question: str | None = None  # found in this entry's user messages
-    context: ContextInfo = field(default_factory=ContextInfo)
+    context: ContextInfo = NO_CONTEXT
     system_sha256: str | None = None
 
     @property
@@ -231,7 +242,7 @@ def _block(raw: Any, line: int | None, want_context: bool) -> tuple[Block, Conte
     local_vars = result.get("locals") or {}
     if not isinstance(local_vars, dict):
         raise EntryError('a code block\'s "locals" is not an object')
-    context = ContextInfo()
+    context = NO_CONTEXT
     if want_context:
         for name in ("context", "context_0"):
             if name in local_vars:
@@ -248,7 +259,7 @@ def _block(raw: Any, line: int | None, want_context: bool) -> tuple[Block, Conte
         stdout=str(result.get("stdout") or ""),
         stderr=str(result.get("stderr") or ""),
         execution_time=_opt_float(result.get("execution_time")),
-        locals={str(k): summarize_value(v) for k, v in local_vars.items()},
+        locals=_summaries(local_vars),
         calls=tuple(_sub_call(c, line) for c in calls),
         final_answer=text_of(answer),
     ), context
@@ -267,9 +278,12 @@ def _role_content(msg: Any) -> tuple[str, str]:
     return "user", msg if isinstance(msg, str) else (text_of(msg) or "")
 
 
-def _chars(msg: Any) -> int:
-    content = msg.get("content") if isinstance(msg, dict) else msg
-    return len(content) if isinstance(content, str) else len(text_of(content) or "")
+def _total_chars(msgs: list[Any]) -> int:
+    total = 0
+    for msg in msgs:  # a loop, not sum(map(...)): rlms logs repeat the whole conversation every turn
+        content = msg.get("content") if isinstance(msg, dict) else msg
+        total += len(content) if isinstance(content, str) else len(text_of(content) or "")
+    return total
 
 
 def question_in(text: str) -> str | None:
@@ -294,11 +308,12 @@ def iteration_entry(
     blocks_raw = raw.get("code_blocks") or []
     if not isinstance(blocks_raw, list):
         raise EntryError('"code_blocks" is not a list')
-    context = ContextInfo()
+    context = NO_CONTEXT
     blocks = []
     for item in blocks_raw:
         block, found = _block(item, line, want_context and context.sha256 is None)
-        context = context.merge(found)
+        if found is not NO_CONTEXT:
+            context = context.merge(found)
         blocks.append(block)
     msgs = _messages(raw.get("prompt"))
     question = None
@@ -328,7 +343,7 @@ def iteration_entry(
         logged_at=raw.get("timestamp") if isinstance(raw.get("timestamp"), str) else None,
         prompt_last=_role_content(msgs[-1])[1] if msgs else None,
         prompt_messages=len(msgs),
-        prompt_chars=sum(map(_chars, msgs)),
+        prompt_chars=_total_chars(msgs),
         response=response or "",
         blocks=tuple(blocks),
         final_answer=final,
@@ -368,7 +383,7 @@ class RunLog:
     metadata_time: str | None = None
     own_metadata: bool = False  # the metadata entry was written for this run (its time is the start)
     root_prompt: str | None = None
-    context: ContextInfo = field(default_factory=ContextInfo)
+    context: ContextInfo = NO_CONTEXT
     iterations: list[IterationEntry] = field(default_factory=list)
     first_line: int | None = None
     last_line: int | None = None
@@ -377,7 +392,8 @@ class RunLog:
         entry = iteration_entry(
             raw, line, first=not self.iterations, want_context=self.context.sha256 is None
         )
-        self.context = self.context.merge(entry.context)
+        if entry.context is not NO_CONTEXT:
+            self.context = self.context.merge(entry.context)
         self.iterations.append(entry)
         self.last_line = line
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from recorder.importers.base import (
     ImportItem,
     ImportOptions,
     ImportReport,
+    finalized,
     first_line,
     shape_error,
 )
@@ -61,14 +61,8 @@ class Reporter:
             self.on_file(result)
 
 
-def _apply(item: ImportItem, finalize: Finalizer | None) -> ImportItem:
-    if item.trace is None or finalize is None:
-        return item
-    return replace(item, trace=finalize(item.trace))
-
-
 def _run_ids(items: Sequence[ImportItem]) -> list[str]:
-    return [i.trace.run.id for i in items if i.trace is not None]
+    return [rid for i in items if (rid := i.run_id) is not None]
 
 
 class SerialLoop:
@@ -90,11 +84,12 @@ class SerialLoop:
             reporter,
         )
         self.pending: list[tuple[Path, list[ImportItem]]] = []
+        self.pending_items = 0
 
     def flush(self) -> None:
         if not self.pending:
             return
-        group, self.pending = self.pending, []
+        group, self.pending, self.pending_items = self.pending, [], 0
         try:
             with self.store.writer() as con:
                 self.importer.save(con, [item for _, items in group for item in items])
@@ -104,7 +99,7 @@ class SerialLoop:
                 return
             log.warning("group write failed (%s); retrying file by file", first_line(exc))
             for one in group:
-                self.pending = [one]
+                self.pending, self.pending_items = [one], len(one[1])
                 self.flush()
             return
         for path, items in group:
@@ -112,7 +107,7 @@ class SerialLoop:
 
     def run_file(self, path: Path) -> None:
         chunk = max(1, self.opts.chunk_runs)
-        stream = (_apply(i, self.finalize) for i in self.importer.parse(path, self.opts))
+        stream = (finalized(i, self.finalize) for i in self.importer.parse(path, self.opts))
         try:
             head = list(islice(stream, chunk))
             more = list(islice(stream, 1))
@@ -124,7 +119,8 @@ class SerialLoop:
             return
         if not more:
             self.pending.append((path, head))
-            if sum(len(items) for _, items in self.pending) >= chunk:
+            self.pending_items += len(head)
+            if self.pending_items >= chunk:
                 self.flush()
             return
         self.flush()
@@ -166,7 +162,7 @@ def import_paths(
 ) -> ImportReport:
     """Import every file under ``paths``; bad files are reported, never fatal to the others.
 
-    ``finalize`` rewrites each top-level trace before it is stored (see
+    ``finalize`` rewrites each top-level run before it is stored (see
     :mod:`recorder.importers.finishing`); when many small files are parsed in
     worker processes it must be picklable. ``on_file`` is told of each file as
     it finishes (for progress and errors).

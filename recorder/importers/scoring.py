@@ -25,7 +25,7 @@ from rlmine.store.catalog import find_task_id, upsert_task
 from rlmine.store.interchange import iter_traces, read_instances, read_task
 from rlmine.store.rows import run_row
 from rlmine.store.writes import upsert_rows
-from rlmine.trace import Run, Trace
+from rlmine.trace import Run
 
 DEFAULT_CHECKER = "exact"
 CheckerSpec = str | dict[str, Any]
@@ -86,11 +86,6 @@ def score_run(run: Run, checker: Checker, expected: Any, name: str) -> Run:
     else:
         meta.pop("check_detail", None)
     return replace(run, score=result.score, correct=result.correct, metadata=meta)
-
-
-def score_trace(trace: Trace, checker: Checker, name: str) -> Trace:
-    run = trace.run
-    return replace(trace, run=score_run(run, checker, decode(run.expected), name))
 
 
 @dataclass(frozen=True, slots=True)

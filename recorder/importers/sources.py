@@ -22,8 +22,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from rlmine.errors import UserError
@@ -53,28 +55,33 @@ class SourceError(UserError):
         self.reason = message
 
 
-def is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == _GZIP_MAGIC
-
-
-def _open(path: Path) -> io.BufferedIOBase:
-    """The file's decompressed byte stream, with a clear error for a fake ``.gz``."""
+@contextmanager
+def _open(path: Path) -> Iterator[io.BufferedIOBase]:
+    """The file's decompressed byte stream (one open: the magic bytes are peeked, not re-read)."""
     try:
-        gz = is_gzip(path)
+        raw = io.BufferedReader(io.FileIO(path, "r"), buffer_size=_BUFFER)
     except OSError as exc:
         raise SourceError(
             path, f"cannot read the file ({exc.strerror})", hint="checking its permissions"
         ) from exc
-    if gz:
-        return gzip.open(path, "rb")
-    if path.name.endswith(".gz"):
-        raise SourceError(
-            path,
-            "not a gzip file (the name ends in .gz but the data is not gzip)",
-            hint="renaming it without .gz, or re-compressing it with gzip",
-        )
-    return io.BufferedReader(io.FileIO(path, "r"), buffer_size=_BUFFER)
+    with raw:
+        try:
+            gz = raw.peek(2)[:2] == _GZIP_MAGIC
+        except OSError as exc:  # a directory on some systems, an I/O error
+            raise SourceError(
+                path, f"cannot read the file ({exc.strerror})", hint="checking its permissions"
+            ) from exc
+        if gz:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield unzipped
+            return
+        if path.name.endswith(".gz"):
+            raise SourceError(
+                path,
+                "not a gzip file (the name ends in .gz but the data is not gzip)",
+                hint="renaming it without .gz, or re-compressing it with gzip",
+            )
+        yield raw
 
 
 def _decode_problem(data: bytes) -> str | None:
@@ -137,7 +144,7 @@ class LineReader:
                         hint="--max-line-mb with a larger cap if the line is genuine",
                     )
                 self._digest.update(raw)
-                if not raw.strip():
+                if raw.isspace():  # a blank line (isspace, unlike strip, copies nothing)
                     continue
                 problem = _decode_problem(raw)
                 if problem:
@@ -175,23 +182,54 @@ def read_whole(path: Path, max_bytes: int) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _matches(path: Path, suffixes: Sequence[str]) -> bool:
-    name = path.name.lower()
-    return not name.startswith(".") and any(name.endswith(s) for s in suffixes)
+def _matches(name: str, suffixes: Sequence[str]) -> bool:
+    lower = name.lower()
+    return not lower.startswith(".") and lower.endswith(tuple(suffixes))
+
+
+def _walk(root: Path, suffixes: Sequence[str]) -> list[tuple[Path, str]]:
+    """Matching files under ``root`` in ``sorted(rglob)`` order, each with its resolved path.
+
+    Like ``rglob`` it lists symlinked files but does not descend into symlinked
+    directories. A resolved path is derived from its directory's (resolved once),
+    so a directory of 10,000 logs costs no per-file ``realpath`` system calls.
+    """
+    found: list[tuple[tuple[str, ...], Path, str]] = []
+    todo: list[tuple[str, str, tuple[str, ...]]] = [(str(root), os.path.realpath(root), ())]
+    while todo:
+        folder, real, parts = todo.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # unreadable: like rglob, skip it
+        for entry in entries:
+            try:
+                if entry.is_symlink():
+                    if _matches(entry.name, suffixes) and entry.is_file():
+                        found.append(((*parts, entry.name), Path(entry.path), os.path.realpath(entry.path)))
+                elif entry.is_dir():
+                    todo.append((entry.path, os.path.join(real, entry.name), (*parts, entry.name)))
+                elif _matches(entry.name, suffixes) and entry.is_file():
+                    found.append(((*parts, entry.name), Path(entry.path), os.path.join(real, entry.name)))
+            except OSError:
+                continue
+    found.sort(key=lambda f: f[0])  # Path order: part by part
+    return [(path, real) for _, path, real in found]
 
 
 def discover(paths: Sequence[Path], suffixes: Sequence[str], what: str) -> list[Path | SourceError]:
     """Files to import, in order: named files as given, directories searched recursively.
 
     A missing path or a directory without matching files becomes a
-    :class:`SourceError` in the list (the other paths still import).
+    :class:`SourceError` in the list (the other paths still import). A file
+    reached twice (overlapping paths, symlinks) is imported once.
     """
     out: list[Path | SourceError] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     pattern = ", ".join(f"*{s}" for s in suffixes)
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _matches(p, suffixes))
+            found = _walk(path, suffixes)
             if not found:
                 out.append(
                     SourceError(
@@ -200,13 +238,14 @@ def discover(paths: Sequence[Path], suffixes: Sequence[str], what: str) -> list[
                         hint="another directory, or naming the files directly",
                     )
                 )
-            for p in found:
-                if p.resolve() not in seen:
-                    seen.add(p.resolve())
+            for p, real in found:
+                if real not in seen:
+                    seen.add(real)
                     out.append(p)
         elif path.is_file():
-            if path.resolve() not in seen:
-                seen.add(path.resolve())
+            real = os.path.realpath(path)
+            if real not in seen:
+                seen.add(real)
                 out.append(path)
         elif path.exists():
             out.append(SourceError(path, "not a regular file", hint="a file or a directory of files"))

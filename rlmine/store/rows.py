@@ -1,8 +1,11 @@
 """Pure conversions between trace values and table rows (plain dicts).
 
 One path for every writer: the engine's spool, importers and exports all turn
-:class:`~rlmine.trace.Trace` values into rows here, and :func:`trace_from_rows`
-turns rows back into values. JSON columns travel as JSON text.
+:class:`~rlmine.trace.Trace` values into rows here, and the ``*_from_row``
+functions turn rows back into values. JSON columns travel as JSON text
+(:func:`dumps`). An importer that maps a source straight to rows, skipping the
+trace values for speed, still names its columns from :data:`SCHEMAS` and uses
+:func:`dumps` and :func:`prompt_columns`, so its rows equal :func:`trace_rows`'s.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from rlmine.trace import (
 )
 
 Row = dict[str, Any]
+TraceRows = dict[str, list[Row]]  # table name → rows: one run (with nested children) or many
 
 _S, _I, _B, _F, _T = pa.string(), pa.int64(), pa.bool_(), pa.float64(), pa.timestamp("us")
 
@@ -122,10 +126,30 @@ SCHEMAS: dict[str, pa.Schema] = {
 JSON_COLUMNS = {"params", "context_generator", "metadata"}
 
 
+# One encoder, built once: json.dumps with options builds a new one per call (a third of its cost).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, sort_keys=True)
+
+
 def dumps(value: Any) -> str | None:
+    """JSON text for a JSON column (keys sorted, non-ASCII kept, unknown types as ``str``)."""
     if value is None:
         return None
-    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+    if not value and isinstance(value, dict):
+        return "{}"  # most metadata and params are empty
+    return _ENCODER.encode(value)
+
+
+def prompt_columns(
+    prompt: str | None, sha256: str | None = None, chars: int | None = None
+) -> tuple[str | None, str | None, int | None]:
+    """``(prompt, prompt_sha256, prompt_chars)`` as stored: huge prompts keep only their hash and size."""
+    if prompt is None:
+        return None, sha256, chars
+    return (
+        None if len(prompt) > MAX_STORED_PROMPT_CHARS else prompt,
+        sha256 or sha256_text(prompt),
+        chars if chars is not None else len(prompt),
+    )
 
 
 def _loads(value: Any) -> Any:
@@ -176,32 +200,35 @@ def run_row(run: Run) -> Row:
     }
 
 
+# Field names, looked up once (dataclasses.fields() is slow enough to matter per row).
+_ITERATION_FIELDS = tuple(f.name for f in fields(Iteration))
+_CALL_FIELDS = tuple(f.name for f in fields(LLMCall))
+_LABEL_FIELDS = tuple(f.name for f in fields(StepLabel))
+
+
 def iteration_row(it: Iteration) -> Row:
-    row = {f.name: getattr(it, f.name) for f in fields(Iteration)}
+    row = {name: getattr(it, name) for name in _ITERATION_FIELDS}
     row["idx"] = row.pop("index")
     row["metadata"] = dumps(it.metadata)
     return row
 
 
 def call_row(call: LLMCall) -> Row:
-    row = {f.name: getattr(call, f.name) for f in fields(LLMCall)}
-    prompt = call.prompt
-    if prompt is not None:
-        row["prompt_chars"] = call.prompt_chars if call.prompt_chars is not None else len(prompt)
-        row["prompt_sha256"] = call.prompt_sha256 or sha256_text(prompt)
-        if len(prompt) > MAX_STORED_PROMPT_CHARS:
-            row["prompt"] = None  # huge prompts: hash and size only
+    row = {name: getattr(call, name) for name in _CALL_FIELDS}
+    row["prompt"], row["prompt_sha256"], row["prompt_chars"] = prompt_columns(
+        call.prompt, call.prompt_sha256, call.prompt_chars
+    )
     row["metadata"] = dumps(call.metadata)
     return row
 
 
 def label_row(label: StepLabel) -> Row:
-    return {f.name: getattr(label, f.name) for f in fields(StepLabel)}
+    return {name: getattr(label, name) for name in _LABEL_FIELDS}
 
 
-def trace_rows(trace: Trace) -> dict[str, list[Row]]:
+def trace_rows(trace: Trace) -> TraceRows:
     """Rows for every table, for this trace and its nested children."""
-    out: dict[str, list[Row]] = {name: [] for name in SCHEMAS}
+    out: TraceRows = {name: [] for name in SCHEMAS}
     for t in trace.walk():
         out["runs"].append(run_row(t.run))
         out["iterations"].extend(iteration_row(i) for i in t.iterations)
