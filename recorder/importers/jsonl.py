@@ -51,7 +51,8 @@ class JsonlImporter:
             yield ImportItem(trace, catalog)
 
     def save(self, con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None:
-        from rlmine.store.interchange import Catalog, save_records
+        from rlmine.store.interchange import Catalog
+        from rlmine.store.interchange_save import save_records
 
         save_records(
             con, [(i.trace, i.catalog if isinstance(i.catalog, Catalog) else Catalog()) for i in items]
