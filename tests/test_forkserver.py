@@ -187,6 +187,7 @@ from recorder.sandbox import SubprocessSandbox, SandboxConfig, forkserver
 box = SubprocessSandbox(SandboxConfig())
 box.start()
 print(forkserver.running_server().pid, box.worker_info["pid"], flush=True)
+sys.stdin.readline()  # the test checks both are alive before the host ends
 if sys.argv[1] == "hang":
     time.sleep(60)
 """
@@ -197,13 +198,16 @@ def test_the_template_and_its_workers_end_with_the_host(ending: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     host = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(_HOST_SCRIPT), ending],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,
         cwd=REPO,
     )
-    assert host.stdout is not None
+    assert host.stdout is not None and host.stdin is not None
     template, worker = (int(pid) for pid in host.stdout.readline().split())
     assert alive(template) and alive(worker)
+    host.stdin.write(b"go\n")
+    host.stdin.close()
     if ending == "hang":
         host.kill()  # SIGKILL: no atexit; the template sees its socket close
     host.wait(30)
