@@ -15,6 +15,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from rlmine.ids import sha256_text
@@ -126,17 +127,29 @@ SCHEMAS: dict[str, pa.Schema] = {
 JSON_COLUMNS = {"params", "context_generator", "metadata"}
 
 
-# One encoder, built once: json.dumps with options builds a new one per call (a third of its cost).
+# One stdlib encoder, built once (json.dumps with options builds a new one per call): the
+# fallback for what orjson refuses (integers over 64 bits).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, sort_keys=True)
+# orjson writes the same JSON values 5-10x faster (compact separators). Datetimes and
+# dataclasses go through ``default=str`` as with the stdlib, not orjson's own encodings.
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 def dumps(value: Any) -> str | None:
-    """JSON text for a JSON column (keys sorted, non-ASCII kept, unknown types as ``str``)."""
+    """JSON text for a JSON column (keys sorted, non-ASCII kept, unknown types as ``str``, NaN as null)."""
     if value is None:
         return None
     if not value and isinstance(value, dict):
         return "{}"  # most metadata and params are empty
-    return _ENCODER.encode(value)
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return _ENCODER.encode(value)
 
 
 def prompt_columns(
