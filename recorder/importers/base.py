@@ -29,7 +29,7 @@ from ulid import ULID
 
 from recorder.importers.sources import SourceError
 from rlmine.store.rows import Row, TraceRows, run_from_row, run_row, trace_rows
-from rlmine.store.writes import delete_runs, insert_tables, merge_rows, upsert_rows
+from rlmine.store.writes import delete_runs, existing_run_ids, insert_tables, merge_rows, upsert_rows
 from rlmine.trace import Run, Trace
 
 _fast_loads: Callable[[bytes], Any]
@@ -167,8 +167,6 @@ def derive_id(key: str, when: datetime | None = None) -> str:
 def _delete_existing(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
     # Deleting first matters when a re-import yields fewer rows (a newer importer); only
     # runs that exist are deleted, so a first import pays no table scans.
-    from rlmine.store.interchange import existing_run_ids  # here: it loads pandas (see jsonl.py)
-
     existing = existing_run_ids(con, run_ids)
     if existing:
         delete_runs(con, existing)

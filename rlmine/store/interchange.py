@@ -447,21 +447,6 @@ def export_jsonl(con: duckdb.DuckDBPyConnection, out_dir: Path) -> tuple[Path, i
     return path, n_runs
 
 
-# ---------------------------------------------------------------------------- writing records
-
-
-def existing_run_ids(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> list[str]:
-    """Which of ``ids`` name runs already in the database (one indexed join, no scan of the step tables)."""
-    if not ids:
-        return []
-    return [
-        r[0]
-        for r in con.execute(
-            "SELECT r.id FROM runs r JOIN (SELECT unnest(?::VARCHAR[]) AS id) q ON q.id = r.id", [list(ids)]
-        ).fetchall()
-    ]
-
-
 __all__ = [
     "FORMAT",
     "KINDS",
@@ -471,7 +456,6 @@ __all__ = [
     "RecordError",
     "catalog_from_record",
     "check_header",
-    "existing_run_ids",
     "export_jsonl",
     "iter_traces",
     "read_catalog",

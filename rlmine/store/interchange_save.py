@@ -11,11 +11,11 @@ from typing import Any
 import duckdb
 
 from rlmine.store import catalog as catalog_api
-from rlmine.store.interchange import Catalog, existing_run_ids
+from rlmine.store.interchange import Catalog
 from rlmine.store.rows import (
     dumps,
 )
-from rlmine.store.writes import delete_runs, save_traces
+from rlmine.store.writes import delete_runs, existing_run_ids, save_traces
 from rlmine.trace import Trace
 
 
