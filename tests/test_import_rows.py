@@ -18,9 +18,9 @@ import duckdb
 import pytest
 from fixtures.make_fixtures import outputs, rlms_final_style
 
-import recorder.importers.parallel as parallel
+import recorder.importers.held_writer as held_writer
 from recorder.importers import ImportOptions, import_files
-from recorder.importers.base import loads_line, replace_tables
+from recorder.importers.base import default_save, loads_line, replace_tables
 from recorder.importers.rlms import RlmsImporter
 from recorder.importers.sources import discover
 from rlmine.store import Store
@@ -109,16 +109,44 @@ def test_a_failed_group_write_is_retried_file_by_file(
     group_writes = []
 
     def flaky(con: duckdb.DuckDBPyConnection, tables: Any, *, upsert: bool) -> None:
-        if not upsert:  # every group write fails; the per-file retries succeed
-            group_writes.append(tables["runs"].num_rows)
+        group_writes.append(tables["runs"].num_rows)
+        if len(group_writes) == 2:  # the second group fails: the first, in the same transaction, goes too
             raise duckdb.ConstraintException("Duplicate key (simulated)")
         replace_tables(con, tables, upsert=upsert)
 
-    monkeypatch.setattr(parallel, "replace_tables", flaky)
+    monkeypatch.setattr(held_writer, "replace_tables", flaky)
     pooled = Store.open(tmp_path / "pooled.duckdb", create=True)
     report = import_files(pooled, "rlms", [logs], ImportOptions(workers=2, chunk_runs=16))
-    assert group_writes and report.failed == [] and report.runs == 40
+    assert len(group_writes) >= 2 and report.failed == [] and report.runs == 40
+    assert sorted(report.run_ids) == sorted(set(report.run_ids))  # each file reported once
     assert _stored(pooled) == _stored(serial)
+
+
+def test_a_group_that_cannot_be_stored_reports_only_its_culprit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = _many_logs(tmp_path / "logs", 40)
+    culprit = sorted(logs.iterdir())[5]
+
+    def refuse_one(con: duckdb.DuckDBPyConnection, items: Any) -> None:
+        if any(
+            i.rows["runs"][0]["metadata"] and culprit.name in i.rows["runs"][0]["metadata"] for i in items
+        ):
+            raise duckdb.IOException("disk full (simulated)")
+        default_save(con, items)
+
+    def always_fail(con: duckdb.DuckDBPyConnection, tables: Any, *, upsert: bool) -> None:
+        raise duckdb.IOException("disk full (simulated)")
+
+    monkeypatch.setattr(held_writer, "replace_tables", always_fail)  # every pooled group fails...
+    monkeypatch.setattr(RlmsImporter, "save", staticmethod(refuse_one))  # ...and, re-read, one file
+    store = Store.open(tmp_path / "t.duckdb", create=True)
+    report = import_files(store, "rlms", [logs], ImportOptions(workers=2, chunk_runs=16))
+    assert [f.path for f in report.failed] == [str(culprit)]
+    assert "rlm_005.jsonl: cannot store it (disk full (simulated))" in (report.failed[0].error or "")
+    assert report.runs == 39
+    with store.reader() as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (39,)
 
 
 def test_the_same_log_twice_in_one_import_is_stored_once(tmp_path: Path) -> None:

@@ -21,9 +21,10 @@ import logging
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ from recorder.importers.base import (
     replace_tables,
     shape_error,
 )
-from recorder.importers.runner import Reporter
+from recorder.importers.held_writer import HeldWriter
+from recorder.importers.runner import Reporter, SerialLoop
 from recorder.importers.sources import SourceError
 from rlmine.errors import UserError
 from rlmine.store import Store
@@ -49,9 +51,11 @@ from rlmine.store.writes import TABLE_ORDER, merge_rows
 
 log = logging.getLogger(__name__)
 
+WRITE_ERRORS = (duckdb.Error, pa.ArrowException, UserError)
+
 MIN_FILES = 32  # below this, starting workers costs more than it saves
 SMALL_FILE_BYTES = 32 << 20  # bigger files stream on the serial path
-BATCH_FILES = 16
+BATCH_FILES = 32
 
 Tables = dict[str, pa.Table]
 
@@ -143,12 +147,20 @@ def parse_batch(
 
 
 class _Groups:
-    """Writes parsed batches about ``chunk`` runs per transaction; isolates a failing write per file."""
+    """Writes parsed batches about ``chunk`` runs per group, several groups per held transaction.
 
-    def __init__(self, store: Store, chunk: int, reporter: Reporter, db_threads: int) -> None:
-        self.store, self.chunk, self.reporter, self.db_threads = store, chunk, reporter, db_threads
+    A write that fails aborts the transaction: its files are imported again from
+    their sources by ``retry`` (one transaction per file where it must), so only
+    the culprit is reported.
+    """
+
+    def __init__(
+        self, writer: HeldWriter, chunk: int, reporter: Reporter, retry: Callable[[list[str]], None]
+    ) -> None:
+        self.writer, self.chunk, self.reporter, self.retry = writer, chunk, reporter, retry
         self.pending: list[ParsedBatch] = []
         self.ids: set[str] = set()
+        self.closing = False  # the commit before the last runs is done
 
     def add(self, batch: ParsedBatch, runs_to_come: float) -> None:
         """Queue a parsed batch; write the group when it is full, or early near the end.
@@ -166,53 +178,107 @@ class _Groups:
         ids = [rid for p in good for rid in p.run_ids]
         unique = set(ids)
         if len(unique) < len(ids):  # the same log twice in one batch: file by file, the last one wins
-            self.flush()
+            self.commit()
             for parsed in good:
                 self._write_one(batch, parsed)
             return
-        if not self.ids.isdisjoint(unique):  # a run already pending: store that one first
-            self.flush()
+        if not (self.ids.isdisjoint(unique) and self.writer.ids.isdisjoint(unique)):
+            self.commit()  # a run already written or pending: store that one first
         self.pending.append(ParsedBatch(good, batch.tables))
         self.ids |= unique
         pending = len(self.ids)
         if pending >= self.chunk or pending >= max(self.chunk // 8, runs_to_come):
             self.flush()
+        if self.writer.due or (not self.closing and runs_to_come <= self.chunk):
+            # Held long enough (readers get their turn), or close to the end: the big commit
+            # then overlaps the parsing of the last runs, and the final one (which nothing
+            # overlaps) only has those to store.
+            self.closing = runs_to_come <= self.chunk
+            self.commit()
 
     def flush(self) -> None:
+        """Insert the pending group into the held transaction."""
         group, self.pending, self.ids = self.pending, [], set()
         files = [p for b in group for p in b.files]
-        if not files:
+        if files:
+            tables = {
+                t: pa.concat_tables(parts)
+                for t in TABLE_ORDER
+                if (parts := [b.tables[t] for b in group if t in b.tables])
+            }
+            try:
+                self.writer.insert(tables, files)
+            except WRITE_ERRORS as exc:
+                log.warning("group write failed (%s); importing its files again one by one", first_line(exc))
+                self.retry([p.path for p in self.writer.abort(exc)])
+
+    def commit(self) -> None:
+        """Write what is pending and commit: its files are reported stored."""
+        if self.pending:
+            self.flush()
+        try:
+            stored = self.writer.commit()
+        except WRITE_ERRORS as exc:
+            log.warning("commit failed (%s); importing its files again one by one", first_line(exc))
+            self.retry([p.path for p in self.writer.abort(exc)])
             return
-        tables = {
-            t: pa.concat_tables(parts)
-            for t in TABLE_ORDER
-            if (parts := [b.tables[t] for b in group if t in b.tables])
-        }
-        if self._write(tables, upsert=False):
-            for parsed in files:
-                self.reporter.done(parsed.path, parsed.run_ids)
-            return
-        for batch in group:
-            for parsed in batch.files:
-                self._write_one(batch, parsed)
+        for parsed in stored:
+            self.reporter.done(parsed.path, parsed.run_ids)
+
+    def abort(self, exc: BaseException) -> None:
+        """An interrupted import: what is not committed is not stored (nor reported)."""
+        self.pending, self.ids = [], set()
+        self.writer.abort(exc)
 
     def _write_one(self, batch: ParsedBatch, parsed: Parsed) -> None:
-        if self._write(batch.rows_of(parsed), upsert=True):
-            self.reporter.done(parsed.path, parsed.run_ids)
-        else:
-            self.reporter.done(parsed.path, [], f"{parsed.path}: cannot store it")
-
-    def _write(self, tables: Tables, *, upsert: bool) -> bool:
         try:
-            with self.store.writer() as con:
-                # The parsing workers keep their cores busy: DuckDB threads fighting them for
-                # those cores cost CPU (twice the insert's, with 2 threads on 2 cores) and gain nothing.
-                con.execute(f"SET threads = {self.db_threads}")
-                replace_tables(con, tables, upsert=upsert)
-        except (duckdb.Error, pa.ArrowException, UserError) as exc:
-            log.warning("write failed: %s", first_line(exc))
-            return False
-        return True
+            with self.writer.store.writer() as con:
+                con.execute(f"SET threads = {self.writer.db_threads}")
+                replace_tables(con, batch.rows_of(parsed), upsert=True)
+        except WRITE_ERRORS as exc:
+            self.reporter.done(parsed.path, [], f"{parsed.path}: cannot store it ({first_line(exc)})")
+            return
+        self.reporter.done(parsed.path, parsed.run_ids)
+
+
+def _failed(batch: list[str], exc: BaseException) -> ParsedBatch:
+    why = f"the parsing worker failed ({type(exc).__name__}: {first_line(exc)})"
+    return ParsedBatch([Parsed(p, f"{p}: {why}") for p in batch])
+
+
+def _parse_here(
+    importer_name: str, batch: list[str], opts: ImportOptions, finalize: Finalizer | None
+) -> ParsedBatch:
+    """A batch parsed in this process, failing like a worker would."""
+    try:
+        return parse_batch(importer_name, batch, opts, finalize)
+    except Exception as exc:
+        return _failed(batch, exc)
+
+
+def start_fork_server() -> multiprocessing.context.BaseContext:
+    """The workers' start context, its fork server started (idempotent; it boots in the background).
+
+    Called early, while the files are discovered, the server's imports overlap that.
+    """
+    context = multiprocessing.get_context("forkserver")
+    # pandas too: pyarrow imports it on the first Arrow array built from Python lists, and
+    # importing it once in the fork server beats once per worker (0.3 s of CPU each).
+    context.set_forkserver_preload(["recorder.importers.parallel", "pandas"])
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return context
+
+
+def in_flight(workers: int, chunk_runs: int) -> int:
+    """Batches kept submitted: enough to keep every worker busy while this process writes a group.
+
+    A write of ``chunk_runs`` runs takes about as long as parsing them on one core, so
+    a shallow queue (a few batches a worker) leaves the workers idle through each
+    write: a quarter of the import's wall time on 2 cores.
+    """
+    return 4 * workers + max(1, chunk_runs) // BATCH_FILES
 
 
 def run(
@@ -226,12 +292,16 @@ def run(
 ) -> None:
     """Parse ``files`` in ``workers`` processes and store them from this one."""
     db_threads = max(1, (os.cpu_count() or 1) - workers)
-    groups = _Groups(store, max(1, opts.chunk_runs), reporter, db_threads)
+
+    def retry(paths: list[str]) -> None:
+        loop = SerialLoop(store, importer, opts, finalize, reporter)
+        for path in paths:
+            loop.run_file(Path(path))
+        loop.flush()
+
+    groups = _Groups(HeldWriter(store, db_threads), max(1, opts.chunk_runs), reporter, retry)
     batches = [[str(p) for p in files[i : i + BATCH_FILES]] for i in range(0, len(files), BATCH_FILES)]
-    context = multiprocessing.get_context("forkserver")
-    # pandas too: pyarrow imports it on the first Arrow array built from Python lists, and
-    # importing it once in the fork server beats once per worker (0.3 s of CPU each).
-    context.set_forkserver_preload(["recorder.importers", "pandas"])
+    context = start_fork_server()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         queue: deque[tuple[list[str], Future[ParsedBatch]]] = deque()
         todo = iter(batches)
@@ -242,17 +312,32 @@ def run(
             if batch is not None:
                 queue.append((batch, pool.submit(parse_batch, importer.name, batch, opts, finalize)))
 
-        for _ in range(4 * workers):
-            submit()
-        while queue:
-            batch, future = queue.popleft()
-            try:
-                result = future.result()
-            except Exception as exc:  # a crashed worker costs its batch, reported per file
-                why = f"the parsing worker failed ({type(exc).__name__}: {first_line(exc)})"
-                result = ParsedBatch([Parsed(p, f"{p}: {why}") for p in batch])
-            submit()
+        def take(batch: list[str], result: ParsedBatch) -> None:
+            nonlocal done_files, done_runs
             done_files += len(batch)
             done_runs += sum(len(p.run_ids) for p in result.files)
             groups.add(result, (len(files) - done_files) * max(1.0, done_runs / done_files))
-    groups.flush()
+
+        try:
+            # Submitting starts the workers, and the first start waits for the fork server
+            # to import what parsing needs (~0.4 s): a core this process parses on meanwhile.
+            initial = list(islice(todo, in_flight(workers, opts.chunk_runs)))
+            with ThreadPoolExecutor(1) as starter:
+                started = starter.submit(
+                    lambda: [pool.submit(parse_batch, importer.name, b, opts, finalize) for b in initial]
+                )
+                while not started.done() and (early := next(todo, None)) is not None:
+                    take(early, _parse_here(importer.name, early, opts, finalize))
+                queue.extend(zip(initial, started.result(), strict=True))
+            while queue:
+                batch, future = queue.popleft()
+                try:
+                    result = future.result()
+                except Exception as exc:  # a crashed worker costs its batch, reported per file
+                    result = _failed(batch, exc)
+                submit()
+                take(batch, result)
+        except BaseException as exc:  # Ctrl-C: nothing half-written stays
+            groups.abort(exc)
+            raise
+    groups.commit()

@@ -171,6 +171,13 @@ def import_paths(
 
     report = ImportReport(importer=importer.name)
     reporter = Reporter(report, on_file)
+    workers = auto_workers(opts.workers)
+    if (
+        importer.parallel
+        and workers > 1
+        and (len(paths) >= parallel.MIN_FILES or any(p.is_dir() for p in paths))
+    ):
+        parallel.start_fork_server()  # likely needed: let it boot while the files are found
     files: list[Path] = []
     for entry in discover(paths, importer.suffixes, importer.what):
         if isinstance(entry, SourceError):
@@ -178,7 +185,6 @@ def import_paths(
         else:
             files.append(entry)
     serial_files = files
-    workers = auto_workers(opts.workers)
     if importer.parallel and workers > 1:
         pooled, serial_files = parallel.split(files)
         if pooled:
