@@ -251,6 +251,9 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="Parsing processes (0: one per CPU, at most 4)."
     )
+    parser.add_argument(
+        "--no-heap", action="store_true", help="Skip the (slow, serial) Python heap measurement."
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--heap", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
@@ -286,8 +289,9 @@ def main() -> None:
                 cpu_ms_per_run=1000 * result["cpu_seconds"] / result["runs"],
                 mb_per_s=total_bytes / 1e6 / result["seconds"],
             )
-            heap = measure(root / f"heap-{size}.duckdb", list(parts), args.chunk_runs, 1, heap=True)
-            result["python_heap_peak_mb"] = heap["python_heap_peak_mb"]
+            if not args.no_heap:
+                heap = measure(root / f"heap-{size}.duckdb", list(parts), args.chunk_runs, 1, heap=True)
+                result["python_heap_peak_mb"] = heap["python_heap_peak_mb"]
             rows.append(result)
         filled: dict[str, Any] | None = None
         if len(parts) > 1:  # the first part again, into a database that already holds the others
@@ -303,7 +307,7 @@ def main() -> None:
         print(
             f"{r['runs']:>8,} {r['mb']:>7.0f} {r['seconds']:>7.2f} {r['runs_per_s']:>7,.0f} {r['mb_per_s']:>5.0f} "
             f"{r['cpu_seconds']:>6.1f} {r['runs'] / r['cpu_seconds']:>10,.0f} {r['peak_rss_mb']:>7.0f} "
-            f"{r['python_heap_peak_mb']:>10.1f} {r['load_avg_1m']:>5.1f} {r['rows']['iterations']:>10,} {r['rows']['llm_calls']:>8,}"
+            f"{r.get('python_heap_peak_mb', float('nan')):>10.1f} {r['load_avg_1m']:>5.1f} {r['rows']['iterations']:>10,} {r['rows']['llm_calls']:>8,}"
         )
     print(
         "wall s / runs/s: parse + store; CPU s: all processes of the import, start-up included; "
@@ -319,7 +323,11 @@ def main() -> None:
             "what grows is DuckDB's, with the database, not with the runs imported"
         )
     flat = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"] if len(rows) > 1 else 1.0
-    heap_flat = rows[-1]["python_heap_peak_mb"] / rows[0]["python_heap_peak_mb"] if len(rows) > 1 else 1.0
+    heap_flat = (
+        rows[-1]["python_heap_peak_mb"] / rows[0]["python_heap_peak_mb"]
+        if len(rows) > 1 and not args.no_heap
+        else float("nan")
+    )
     print(
         f"goal >= {GOAL_RUNS_PER_S:,.0f} runs/s: {'met' if ok else 'NOT met'}; "
         f"{rows[-1]['runs']:,} vs {rows[0]['runs']:,} runs: peak RSS x{flat:.2f}, Python heap peak x{heap_flat:.2f}"
