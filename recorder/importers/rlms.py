@@ -85,7 +85,7 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def _joined(parts: Sequence[str]) -> str:
-    return "\n".join(p.rstrip("\n") for p in parts if p)
+    return "\n".join([p.rstrip("\n") for p in parts if p])
 
 
 @lru_cache(maxsize=1024)
@@ -99,7 +99,7 @@ def _block_json(k: int) -> str | None:
 
 
 def _minus(end: datetime | None, seconds: float | None) -> datetime | None:
-    return end - timedelta(seconds=seconds) if end is not None and seconds is not None else None
+    return end - timedelta(0, seconds) if end is not None and seconds is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,27 +233,31 @@ class _Builder:
 
     @staticmethod
     def _iteration(run_id: str, index: int, entry: IterationEntry, begun: datetime | None) -> Row:
+        # Plain loops rather than generator expressions: this runs for every iteration imported.
         blocks = entry.blocks
-        error = next((e for e in (exception_in(b.stderr) for b in blocks) if e), None)
+        error: str | None = None
         local_vars: dict[str, Any] = {}
+        times: list[float] = []
         for block in blocks:
+            if error is None and block.stderr:
+                error = exception_in(block.stderr)
             local_vars.update(block.locals)
-        times = [b.execution_time for b in blocks if b.execution_time is not None]
+            if block.execution_time is not None:
+                times.append(block.execution_time)
         meta: dict[str, Any] = {"locals": local_vars} if local_vars else {}
-        for key, value in (
-            ("iteration_time", entry.iteration_time),
-            ("logged_at", entry.logged_at),
-            ("final_style", entry.final_style),
-        ):
-            if value is not None:
-                meta[key] = value
+        if entry.iteration_time is not None:
+            meta["iteration_time"] = entry.iteration_time
+        if entry.logged_at is not None:
+            meta["logged_at"] = entry.logged_at
+        if entry.answer is not None:
+            meta["final_style"] = entry.final_style
         if len(blocks) > 1:
             meta["code_blocks"] = len(blocks)
         return {
             "run_id": run_id,
             "idx": index,
             "reasoning": reasoning_of(entry.response),
-            "code": "\n\n".join(b.code for b in blocks) if blocks else None,
+            "code": "\n\n".join([b.code for b in blocks]) if blocks else None,
             "stdout": _joined([b.stdout for b in blocks]) if blocks else None,
             "stderr": _joined([b.stderr for b in blocks]) or None,
             "error": error,

@@ -43,7 +43,10 @@ class EntryError(ValueError):
     """An entry that does not have the shape of an rlms log entry."""
 
 
-_FENCE = re.compile(r"```[^\n`]*\n.*?(?:```|\Z)", re.DOTALL)
+# A fenced block: the opening fence and its info string, then everything up to the first closing
+# fence (or the end). Written as runs of non-backticks rather than a lazy ``.*?``: the same
+# matches, five times faster (it runs over every reply).
+_FENCE = re.compile(r"```[^\n`]*\n[^`]*(?:`(?!``)[^`]*)*(?:```|\Z)")
 _FINAL_VAR = re.compile(r"^\s*FINAL_VAR\(", re.MULTILINE)
 _FINAL = re.compile(r"^\s*FINAL\(", re.MULTILINE)
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Timeout))\b(?::.*)?$")
@@ -63,7 +66,8 @@ def text_of(value: Any) -> str | None:
 
 
 def _opt_float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    # A tuple, not ``int | float``: isinstance with a union is several times slower (per timing).
+    return float(value) if isinstance(value, (int, float)) and value.__class__ is not bool else None
 
 
 def summarize_value(value: Any) -> dict[str, Any]:
@@ -81,9 +85,13 @@ def summarize_value(value: Any) -> dict[str, Any]:
 def _summaries(local_vars: dict[Any, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, value in local_vars.items():
-        # Inline for the common case (plain strings, 5 variables a turn), as summarize_value does it.
-        if type(value) is str and not value.startswith("<"):
+        # Inline for the common cases (plain strings, lists; 5 variables a turn), as
+        # summarize_value does them.
+        cls = value.__class__
+        if cls is str and not value.startswith("<"):
             out[str(name)] = {"type": "str", "len": len(value)}
+        elif cls is list:
+            out[str(name)] = {"type": "list", "len": len(value)}
         else:
             out[str(name)] = summarize_value(value)
     return out
@@ -184,26 +192,24 @@ def usage_totals(summary: Any) -> tuple[int | None, int | None, float | None]:
             _opt_float(summary.get("cost")),
         )
     models = summary.get("model_usage_summaries")
-    tin: list[int] = []
-    tout: list[int] = []
-    costs: list[float] = []
+    tin: int | None = None
+    tout: int | None = None
+    costs: float | None = None  # summed in the log's order: float sums depend on it
     if isinstance(models, dict):
         for usage in models.values():
             if not isinstance(usage, dict):
                 continue
-            if isinstance(usage.get("total_input_tokens"), int):
-                tin.append(usage["total_input_tokens"])
-            if isinstance(usage.get("total_output_tokens"), int):
-                tout.append(usage["total_output_tokens"])
+            value = usage.get("total_input_tokens")
+            if isinstance(value, int):
+                tin = value if tin is None else tin + value
+            value = usage.get("total_output_tokens")
+            if isinstance(value, int):
+                tout = value if tout is None else tout + value
             cost = _opt_float(usage.get("total_cost"))
             if cost is not None:
-                costs.append(cost)
+                costs = cost if costs is None else costs + cost
     total_cost = _opt_float(summary.get("total_cost"))
-    return (
-        sum(tin) if tin else None,
-        sum(tout) if tout else None,
-        total_cost if total_cost is not None else (sum(costs) if costs else None),
-    )
+    return tin, tout, total_cost if total_cost is not None else costs
 
 
 def _sub_call(raw: Any, line: int | None) -> SubCall:
@@ -212,21 +218,26 @@ def _sub_call(raw: Any, line: int | None) -> SubCall:
     tin, tout, cost = usage_totals(raw.get("usage_summary"))
     meta = raw.get("metadata")
     trajectory = meta if isinstance(meta, dict) and isinstance(meta.get("iterations"), list) else None
-    extra = {k: raw[k] for k in ("error_type", "status_code") if raw.get(k) is not None}
+    extra: dict[str, Any] = {}
+    for key in ("error_type", "status_code"):
+        if raw.get(key) is not None:
+            extra[key] = raw[key]
     if isinstance(meta, dict) and trajectory is None:
         extra["metadata"] = meta
     model = raw.get("root_model")
+    prompt, response, error = raw.get("prompt"), raw.get("response"), raw.get("error")
+    # Positional, in field order (keywords cost a third more; this runs for every sub-call).
     return SubCall(
-        model=model if isinstance(model, str) else None,
-        prompt=text_of(raw.get("prompt")),
-        response=text_of(raw.get("response")),
-        tokens_in=tin,
-        tokens_out=tout,
-        cost=cost,
-        latency_s=_opt_float(raw.get("execution_time")),
-        error=text_of(raw.get("error")),
-        extra=extra,
-        child=run_log_from_trajectory(trajectory, line) if trajectory is not None else None,
+        model if isinstance(model, str) else None,
+        prompt if prompt is None or prompt.__class__ is str else text_of(prompt),
+        response if response is None or response.__class__ is str else text_of(response),
+        tin,
+        tout,
+        cost,
+        _opt_float(raw.get("execution_time")),
+        error if error is None or error.__class__ is str else text_of(error),
+        extra,
+        run_log_from_trajectory(trajectory, line) if trajectory is not None else None,
     )
 
 
@@ -260,7 +271,7 @@ def _block(raw: Any, line: int | None, want_context: bool) -> tuple[Block, Conte
         stderr=str(result.get("stderr") or ""),
         execution_time=_opt_float(result.get("execution_time")),
         locals=_summaries(local_vars),
-        calls=tuple(_sub_call(c, line) for c in calls),
+        calls=tuple([_sub_call(c, line) for c in calls]),
         final_answer=text_of(answer),
     ), context
 
@@ -281,8 +292,8 @@ def _role_content(msg: Any) -> tuple[str, str]:
 def _total_chars(msgs: list[Any]) -> int:
     total = 0
     for msg in msgs:  # a loop, not sum(map(...)): rlms logs repeat the whole conversation every turn
-        content = msg.get("content") if isinstance(msg, dict) else msg
-        total += len(content) if isinstance(content, str) else len(text_of(content) or "")
+        content = msg.get("content") if msg.__class__ is dict else msg
+        total += len(content) if content.__class__ is str else len(text_of(content) or "")
     return total
 
 
