@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import pytest
 from fixtures.make_fixtures import outputs, rlms_final_style
 
 import recorder.importers.held_writer as held_writer
+import recorder.importers.parallel as parallel
 from recorder.importers import ImportOptions, import_files
 from recorder.importers.base import default_save, loads_line, replace_tables
 from recorder.importers.rlms import RlmsImporter
@@ -205,3 +208,81 @@ def test_run_ids_are_those_of_the_trace_path(rlms_logs: list[Path]) -> None:
                 by_parent[run["parent_run_id"]].append(run["id"])
                 assert calls[run["parent_call_id"]]["child_run_id"] == run["id"]
     assert by_parent
+
+
+def test_this_process_parses_while_the_workers_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    logs = _many_logs(tmp_path / "logs", 40)
+    serial = Store.open(tmp_path / "serial.duckdb", create=True)
+    assert import_files(serial, "rlms", [logs], ImportOptions(workers=1)).runs == 40
+
+    slow_start = ProcessPoolExecutor.submit
+
+    def submit(self: ProcessPoolExecutor, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.05)  # a fork server still importing: starting workers takes a while
+        return slow_start(self, *args, **kwargs)
+
+    here: list[int] = []
+    parse_here = parallel._parse_here
+
+    def counted(name: str, batch: list[str], *args: Any) -> Any:
+        here.append(len(batch))
+        return parse_here(name, batch, *args)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit)
+    monkeypatch.setattr(parallel, "_parse_here", counted)
+    monkeypatch.setattr(parallel, "BATCH_FILES", 2)  # 20 batches: 8 go to the workers first
+    pooled = Store.open(tmp_path / "pooled.duckdb", create=True)
+    report = import_files(pooled, "rlms", [logs], ImportOptions(workers=2, chunk_runs=4))
+    assert here and report.failed == [] and report.runs == 40 and len(set(report.run_ids)) == 40
+    assert _stored(pooled) == _stored(serial)
+
+
+def test_the_write_transaction_is_committed_when_held_long_enough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = _many_logs(tmp_path / "logs", 40)
+    commits: list[int] = []
+    commit = held_writer.HeldWriter.commit
+
+    def counted(self: held_writer.HeldWriter) -> Any:
+        if self.files:
+            commits.append(len(self.files))
+        return commit(self)
+
+    monkeypatch.setattr(held_writer.HeldWriter, "commit", counted)
+    monkeypatch.setattr(held_writer, "DEFAULT_HOLD_S", 0.0)  # due as soon as a group is in
+    monkeypatch.setattr(parallel, "BATCH_FILES", 4)  # groups of ~8 runs
+    store = Store.open(tmp_path / "t.duckdb", create=True)
+    report = import_files(store, "rlms", [logs], ImportOptions(workers=2, chunk_runs=8))
+    assert report.runs == 40 and sum(commits) == 40 and len(commits) >= 40 // 8
+
+
+def test_an_interrupted_import_keeps_what_was_committed_and_nothing_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = _many_logs(tmp_path / "logs", 40)
+    inserts: list[int] = []
+    insert = held_writer.HeldWriter.insert
+
+    def interrupted(self: held_writer.HeldWriter, tables: Any, files: Any) -> None:
+        inserts.append(len(files))
+        if len(inserts) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the third group is written
+        insert(self, tables, files)
+
+    monkeypatch.setattr(held_writer.HeldWriter, "insert", interrupted)
+    monkeypatch.setattr(held_writer, "DEFAULT_HOLD_S", 0.0)  # each group committed on its own
+    monkeypatch.setattr(parallel, "BATCH_FILES", 4)  # groups of ~8 runs
+    store = Store.open(tmp_path / "t.duckdb", create=True)
+    reported: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        import_files(
+            store,
+            "rlms",
+            [logs],
+            ImportOptions(workers=2, chunk_runs=8),
+            on_file=lambda f: reported.append(f.path),
+        )
+    with store.reader() as con:  # not left locked; exactly the reported files' runs are stored
+        stored = con.execute("SELECT count(*) FROM runs").fetchone()
+    assert stored == (len(reported),) and 0 < len(reported) < 40

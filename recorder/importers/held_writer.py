@@ -37,6 +37,7 @@ class HeldWriter:
 
     store: Store
     db_threads: int
+    max_runs: int = 4000  # and at most this many runs: the open transaction's data is held in memory
     hold_s: float = field(default_factory=lambda: DEFAULT_HOLD_S)
     files: list[Parsed] = field(default_factory=list)  # written, not yet committed
     ids: set[str] = field(default_factory=set)
@@ -59,8 +60,10 @@ class HeldWriter:
 
     @property
     def due(self) -> bool:
-        """Held long enough: commit now, so readers get their turn."""
-        return self._con is not None and time.monotonic() - self._opened >= self.hold_s
+        """Held long enough (commit now, so readers get their turn) or big enough."""
+        return self._con is not None and (
+            time.monotonic() - self._opened >= self.hold_s or len(self.ids) >= self.max_runs
+        )
 
     def commit(self) -> list[Parsed]:
         """Commit and close; the files now stored. Raises if the commit fails (nothing is stored)."""
