@@ -1,9 +1,9 @@
 """``rlmine import rlms|dspy|jsonl``: traces from other RLM engines and rlmine's own exports.
 
 Each bad file gets one ``Error: FILE:LINE: problem — try fix`` line on stderr
-as soon as it is found; the good files still import (one transaction per file,
-so nothing of a bad file is kept). A summary follows; the exit code is 1 when
-any file failed.
+as soon as it is found; the good files still import (a file is parsed whole
+before anything of it is written, so nothing of a bad file is kept). A summary
+follows; the exit code is 1 when any file failed.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ WorkersOption = typer.Option(
     0,
     "--workers",
     min=0,
-    help="Processes that parse many small files in parallel (0: one per CPU, at most 4; 1: none).",
+    help="Processes that parse many small files in parallel (0: one per CPU, at most 4; 1: none). "
+    "In parallel, writes share transactions held up to 2 s: a dashboard read waits that long at most.",
 )
 MaxLineOption = typer.Option(
     DEFAULT_MAX_LINE_BYTES / (1 << 20),
