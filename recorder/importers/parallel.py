@@ -3,13 +3,16 @@
 Workers parse batches of files, apply the finalizer, and turn the runs of a
 batch's good files into one Arrow table per store table, sent as Arrow IPC
 streams (four times cheaper than pickling the tables; building them is the
-workers' job, not the writer's). The main process groups batches into
-transactions of about ``chunk_runs`` runs and inserts them as they are, with a
-plain ``INSERT`` (the re-imported runs are deleted first). A group whose write
-fails is retried file by file, each file sliced out of its batch's tables. At
-most ``2 × workers`` batches are in flight, so memory stays flat however many
-files there are. Workers start from a fork server (never forked from a process
-that has opened DuckDB).
+workers' job, not the writer's). The main process groups batches into groups
+of about ``chunk_runs`` runs and inserts them as they are, with a plain
+``INSERT`` (the re-imported runs are deleted first), several groups to one
+write transaction held for a bounded time (:mod:`~recorder.importers.held_writer`).
+A write that fails aborts that transaction; its files are imported again from
+their sources on the serial path, which isolates the culprit. Enough batches
+stay submitted to keep the workers busy while this process writes, and no
+more, so memory stays flat however many files there are. Workers start from a
+fork server (never forked from a process that has opened DuckDB), started early;
+until the first one is up, this process parses too.
 
 Only importers whose ``save`` is plain run replacement (``parallel = True``)
 come here; big files stay on the serial, streaming path.
@@ -225,8 +228,7 @@ class _Groups:
             try:
                 self.writer.insert(tables, files)
             except WRITE_ERRORS as exc:
-                log.warning("group write failed (%s); importing its files again one by one", first_line(exc))
-                self.retry([p.path for p in self.writer.abort(exc)])
+                self._redo("group write", exc)
 
     def commit(self) -> None:
         """Write what is pending and commit: its files are reported stored."""
@@ -235,11 +237,15 @@ class _Groups:
         try:
             stored = self.writer.commit()
         except WRITE_ERRORS as exc:
-            log.warning("commit failed (%s); importing its files again one by one", first_line(exc))
-            self.retry([p.path for p in self.writer.abort(exc)])
+            self._redo("commit", exc)
             return
         for parsed in stored:
             self.reporter.done(parsed.path, parsed.run_ids)
+
+    def _redo(self, what: str, exc: Exception) -> None:
+        """Abort the held transaction and import its files again from their sources."""
+        log.warning("%s failed (%s); importing its files again one by one", what, first_line(exc))
+        self.retry([p.path for p in self.writer.abort(exc)])
 
     def abort(self, exc: BaseException) -> None:
         """An interrupted import: what is not committed is not stored (nor reported)."""
