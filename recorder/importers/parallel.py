@@ -179,7 +179,6 @@ class _Groups:
         self.writer, self.chunk, self.reporter, self.retry = writer, chunk, reporter, retry
         self.pending: list[ParsedBatch] = []
         self.ids: set[str] = set()
-        self.closing = False  # the commit before the last runs is done
 
     def add(self, batch: ParsedBatch, runs_to_come: float) -> None:
         """Queue a parsed batch; write the group when it is full, or early near the end.
@@ -208,11 +207,7 @@ class _Groups:
         pending = len(self.ids)
         if pending >= self.chunk or pending >= max(self.chunk // 8, runs_to_come):
             self.flush()
-        if self.writer.due or (not self.closing and runs_to_come <= self.chunk):
-            # Held long enough (readers get their turn), or close to the end: the big commit
-            # then overlaps the parsing of the last runs, and the final one (which nothing
-            # overlaps) only has those to store.
-            self.closing = runs_to_come <= self.chunk
+        if self.writer.due:  # held long enough (readers get their turn) or big enough
             self.commit()
 
     def flush(self) -> None:
