@@ -317,3 +317,11 @@ def test_the_spill_folder_is_removed_after_an_import(tmp_path: Path, monkeypatch
     pooled = Store.open(tmp_path / "pooled.duckdb", create=True)
     assert import_files(pooled, "rlms", [logs], ImportOptions(workers=2, chunk_runs=8)).runs == 40
     assert not spill.exists() and _stored(pooled) == _stored(serial)
+
+
+def test_a_full_spill_folder_falls_back_to_the_pipe(tmp_path: Path) -> None:
+    logs = _many_logs(tmp_path / "logs", 3)
+    paths = sorted(str(p) for p in logs.iterdir())
+    batch = parallel.parse_batch("rlms", paths, ImportOptions(), None, str(tmp_path / "missing"))
+    again = pickle.loads(pickle.dumps(batch))  # the folder cannot take the file: the tables ride along
+    assert all(again.tables[t].equals(batch.tables[t]) for t in batch.tables)
