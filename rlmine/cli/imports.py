@@ -128,57 +128,45 @@ def _run(
         raise typer.Exit(1)
 
 
-@import_app.command("rlms")
-def rlms_cmd(
-    paths: list[Path] = typer.Argument(
-        ..., help=_PATHS_HELP + " rlms RLMLogger logs: rlm_<time>_<id>.jsonl."
+def _command(kind: str, paths_help: str, doc: str) -> None:
+    """One ``rlmine import KIND`` command: the importers differ only in their sources."""
+
+    def command(
+        paths: list[Path] = typer.Argument(..., help=f"{_PATHS_HELP} {paths_help}"),
+        task: str | None = TaskOption,
+        question: str | None = QuestionOption,
+        expected: str | None = ExpectedOption,
+        expected_file: Path | None = ExpectedFileOption,
+        checker: str | None = CheckerOption,
+        max_line_mb: float = MaxLineOption,
+        workers: int = WorkersOption,
+        db: Path | None = DbOption,
+        as_json: bool = JsonOption,
+    ) -> None:
+        _run(kind, paths, task, question, expected, expected_file, checker, max_line_mb, workers, db, as_json)
+
+    command.__doc__ = doc
+    import_app.command(kind)(command)
+
+
+for _kind, _paths_help, _doc in (
+    (
+        "rlms",
+        "rlms RLMLogger logs: rlm_<time>_<id>.jsonl.",
+        "Import rlms (alexzhang13/rlm) RLMLogger logs, nested child RLMs included.",
     ),
-    task: str | None = TaskOption,
-    question: str | None = QuestionOption,
-    expected: str | None = ExpectedOption,
-    expected_file: Path | None = ExpectedFileOption,
-    checker: str | None = CheckerOption,
-    max_line_mb: float = MaxLineOption,
-    workers: int = WorkersOption,
-    db: Path | None = DbOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Import rlms (alexzhang13/rlm) RLMLogger logs, nested child RLMs included."""
-    _run("rlms", paths, task, question, expected, expected_file, checker, max_line_mb, workers, db, as_json)
-
-
-@import_app.command("dspy")
-def dspy_cmd(
-    paths: list[Path] = typer.Argument(..., help=_PATHS_HELP + " Saved dspy.RLM results: .json or .jsonl."),
-    task: str | None = TaskOption,
-    question: str | None = QuestionOption,
-    expected: str | None = ExpectedOption,
-    expected_file: Path | None = ExpectedFileOption,
-    checker: str | None = CheckerOption,
-    max_line_mb: float = MaxLineOption,
-    workers: int = WorkersOption,
-    db: Path | None = DbOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Import dspy.RLM results: a trajectory list, a saved Prediction, or JSON lines of them."""
-    _run("dspy", paths, task, question, expected, expected_file, checker, max_line_mb, workers, db, as_json)
-
-
-@import_app.command("jsonl")
-def jsonl_cmd(
-    paths: list[Path] = typer.Argument(..., help=_PATHS_HELP + " Written by `rlmine export --format jsonl`."),
-    task: str | None = TaskOption,
-    question: str | None = QuestionOption,
-    expected: str | None = ExpectedOption,
-    expected_file: Path | None = ExpectedFileOption,
-    checker: str | None = CheckerOption,
-    max_line_mb: float = MaxLineOption,
-    workers: int = WorkersOption,
-    db: Path | None = DbOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Import rlmine's JSONL interchange format (docs/trace-format.md): runs, tasks and batches."""
-    _run("jsonl", paths, task, question, expected, expected_file, checker, max_line_mb, workers, db, as_json)
+    (
+        "dspy",
+        "Saved dspy.RLM results: .json or .jsonl.",
+        "Import dspy.RLM results: a trajectory list, a saved Prediction, or JSON lines of them.",
+    ),
+    (
+        "jsonl",
+        "Written by `rlmine export --format jsonl`.",
+        "Import rlmine's JSONL interchange format (docs/trace-format.md): runs, tasks and batches.",
+    ),
+):
+    _command(_kind, _paths_help, _doc)
 
 
 def register(app: typer.Typer) -> None:
