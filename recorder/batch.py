@@ -29,7 +29,7 @@ from rlmine.ids import new_id
 from rlmine.store import Store
 from rlmine.store.catalog import InstanceRow, upsert_batch, upsert_instances, upsert_task
 from rlmine.store.owners import current_owner, owner_alive
-from rlmine.store.rows import call_row, iteration_row, label_row, run_row, trace_rows
+from rlmine.store.rows import call_row, iteration_rows, label_row, run_row, trace_rows
 from rlmine.store.spool import SpoolWriter
 from rlmine.store.writes import delete_runs
 from rlmine.trace import TERMINAL_STATUSES, Iteration, LLMCall, Run, StepLabel, Trace
@@ -143,7 +143,7 @@ class SpoolObserver:
         self, iteration: Iteration, calls: Sequence[LLMCall], labels: Sequence[StepLabel]
     ) -> None:
         rows: dict[str, list[dict[str, Any]]] = {
-            "iterations": [iteration_row(iteration)],
+            **iteration_rows(iteration),  # the iteration and its code blocks
             "llm_calls": [call_row(c) for c in calls],
             "step_labels": [label_row(s) for s in labels],
         }

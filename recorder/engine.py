@@ -45,7 +45,7 @@ from recorder.tasks.contexts import context_kind
 from rlmine import __version__
 from rlmine.errors import UserError
 from rlmine.ids import new_id
-from rlmine.trace import ContextRef, Iteration, LLMCall, Run, StepLabel, Trace, utcnow
+from rlmine.trace import CodeBlock, ContextRef, Iteration, LLMCall, Run, StepLabel, Trace, utcnow
 
 SandboxFactory = Callable[[SandboxConfig, LLMHandler], Sandbox]
 
@@ -142,6 +142,61 @@ def _describe_context(ctx_ref: ContextRef, ctx_path: str | None) -> tuple[str, i
     if size is None and path is not None and path.is_file():
         size = path.stat().st_size
     return kind, size
+
+
+@dataclass(frozen=True, slots=True)
+class _Cell:
+    """What running one reply's blocks did: a record per block, ran or not."""
+
+    blocks: tuple[CodeBlock, ...]
+    bodies: tuple[str, ...]  # per executed block, the feedback text for the model
+    last: ExecutionResult  # the last executed block's result
+    truncated: bool
+    submitted: bool
+    died: bool
+
+
+def _run_blocks(sandbox: Sandbox, codes: Sequence[str], run_id: str, index: int, limit: int) -> _Cell:
+    """Run blocks in order, stopping at the first that submits, fails or kills the sandbox.
+
+    Blocks after the stop are recorded with ``ran=False``: later blocks usually
+    depend on the failed one, and a reader must see that they never ran.
+    """
+    blocks: list[CodeBlock] = []
+    bodies: list[str] = []
+    truncated = submitted = died = False
+    last: ExecutionResult | None = None
+    for k, code in enumerate(codes):
+        if last is not None and (submitted or died or last.error):
+            blocks.append(CodeBlock(run_id=run_id, iteration=index, index=k, code=code, ran=False))
+            continue
+        last = sandbox.execute(code)
+        shown, body, cut = _feedback(last, limit)
+        bodies.append(body)
+        truncated = truncated or cut
+        meta: dict[str, Any] = {}
+        if cut:
+            meta["output_truncated"] = True
+        if last.restarted:
+            meta["restarted"] = True
+        blocks.append(
+            CodeBlock(
+                run_id=run_id,
+                iteration=index,
+                index=k,
+                code=code,
+                stdout=shown,
+                stderr=last.stderr or None,
+                error=last.error,
+                error_kind=last.error_kind,
+                duration_s=last.duration_s,
+                metadata=meta,
+            )
+        )
+        submitted = last.submitted
+        died = last.error_kind == "sandbox" and not last.restarted
+    assert last is not None  # parse_reply yields at least one block here
+    return _Cell(tuple(blocks), tuple(bodies), last, truncated, submitted, died)
 
 
 class _RootTurn:
@@ -351,54 +406,34 @@ def run_rlm(
                     break
                 messages += [Message("assistant", turn.resp.text), Message("user", NO_CODE_REMINDER)]
                 continue
-            bodies: list[str] = []
-            shown_all: list[str] = []
-            stderr_all: list[str] = []
-            duration = 0.0
-            truncated = submitted = died = False
-            last: ExecutionResult | None = None
-            sandbox = starter.ready()
-            for block in parsed.blocks:
-                last = sandbox.execute(block)
-                duration += last.duration_s
-                shown, body, cut = _feedback(last, budget.max_output_chars)
-                shown_all.append(shown)
-                if last.stderr:
-                    stderr_all.append(last.stderr)
-                bodies.append(body)
-                truncated = truncated or cut
-                if last.submitted:
-                    submitted, answer = True, last.answer
-                    break
-                if last.error_kind == "sandbox" and not last.restarted:
-                    died = True
-                    break
-                if last.error:
-                    break  # later blocks usually depend on the failed one
-            assert last is not None
+            cell = _run_blocks(starter.ready(), parsed.blocks, run.id, index, budget.max_output_chars)
+            last = cell.last
+            if cell.submitted:
+                answer = last.answer
             finish_iteration(
                 Iteration(
                     code=parsed.code,
-                    stdout="".join(shown_all),
-                    stderr="".join(stderr_all) or None,
+                    stdout="".join(b.stdout or "" for b in cell.blocks),
+                    stderr="".join(b.stderr or "" for b in cell.blocks) or None,
                     error=last.error,
                     error_kind=last.error_kind,
-                    duration_s=duration,
-                    output_truncated=truncated,
-                    submitted=submitted,
+                    duration_s=sum(b.duration_s or 0.0 for b in cell.blocks),
+                    output_truncated=cell.truncated,
+                    submitted=cell.submitted,
                     metadata={
                         "blocks": len(parsed.blocks),
                         "restarted": last.restarted,
                         "final_turn": final_turn,
                     },
+                    blocks=cell.blocks,
                     **base_it,
                 ),
                 turn.call,
                 _labels(turn.resp, run.id, index),
             )
-            if submitted:
+            if cell.submitted:
                 status = "budget_exhausted" if final_turn else "submitted"
-            elif died:
+            elif cell.died:
                 status, error = "error", f"the sandbox died: {last.error}"
             elif final_turn:
                 status = "budget_exhausted"
@@ -412,7 +447,7 @@ def run_rlm(
                 )
                 messages += [
                     Message("assistant", turn.resp.text),
-                    Message("user", "\n".join(bodies) + "\n\n" + line),
+                    Message("user", "\n".join(cell.bodies) + "\n\n" + line),
                 ]
     except SandboxError as exc:
         status, error = "error", f"sandbox: {exc.one_line()}"

@@ -81,6 +81,29 @@ class StepLabel:
 
 
 @dataclass(frozen=True, slots=True)
+class CodeBlock:
+    """One fenced code block of an iteration, with what its execution produced.
+
+    Models often write several blocks per reply, and a later block depends on an
+    earlier one; ``Iteration.code`` is their joined text, kept for readers that
+    want one cell. ``ran`` is False for a block that never executed (rlmine's
+    engine stops at the first failing block); its output fields are then None.
+    """
+
+    run_id: str
+    iteration: int
+    index: int  # 0-based, in the order the model wrote the blocks
+    code: str
+    stdout: str | None = None  # byte for byte as captured (not truncated for the model)
+    stderr: str | None = None
+    error: str | None = None
+    error_kind: str | None = None  # ErrorKind
+    duration_s: float | None = None
+    ran: bool = True
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Iteration:
     """One turn of the root loop: the model's reply and the execution of its code."""
 
@@ -100,6 +123,12 @@ class Iteration:
     submitted: bool = False
     started_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    blocks: tuple[CodeBlock, ...] = ()  # table code_blocks; empty when the source had none
+
+    @property
+    def block_errors(self) -> tuple[str, ...]:
+        """Every block's error, in order (``error`` holds only the one that ended the cell)."""
+        return tuple(b.error for b in self.blocks if b.error)
 
 
 @dataclass(frozen=True, slots=True)

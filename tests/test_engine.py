@@ -126,7 +126,8 @@ def test_a_multi_iteration_run_is_stored_completely(tmp_path: Path, context_file
     )
     script = steps(
         "First the format.\n```python\nlines = context.splitlines()\nprint(len(lines), lines[0])\n```",
-        "Now a mistake.\n```python\nprint(counts['x'])\n```",
+        "Now a mistake.\n```python\nprint('before')\n```\n```python\nprint(counts['x'])\n```\n"
+        "```python\nprint('after')\n```",
         "Ask the sub-LLM.\n```python\none = llm_query('hello')\n"
         "many = llm_query_batched(['a', 'b', 'c'])\nprint(one, many)\n"
         "errors = [l for l in lines if 'ERROR' in l]\n```",
@@ -165,6 +166,18 @@ def test_a_multi_iteration_run_is_stored_completely(tmp_path: Path, context_file
     assert its[0].stdout == "30 0 ERROR event\n" and its[0].error is None
     assert its[0].reasoning == "thinking 0\n\nFirst the format."
     assert its[1].error_kind == "code" and "NameError" in (its[1].error or "")
+    # Recorded through the spool: each block with its own output, error and "ran" flag.
+    b = its[1].blocks
+    assert [(x.index, x.code, x.ran) for x in b] == [
+        (0, "print('before')", True),
+        (1, "print(counts['x'])", True),
+        (2, "print('after')", False),
+    ]
+    assert (b[0].stdout, b[0].error) == ("before\n", None)
+    assert b[1].stdout == "" and b[1].error_kind == "code" and "NameError" in (b[1].error or "")
+    assert (b[2].stdout, b[2].error, b[2].duration_s) == (None, None, None)
+    assert its[1].stdout == "before\n" and its[1].error == b[1].error
+    assert [len(it.blocks) for it in its] == [1, 3, 1, 1]
     assert its[2].stdout == "HELLO ['A', 'B', 'C']\n"
     assert its[3].submitted and not its[2].submitted
     for it in its:
@@ -312,6 +325,15 @@ def test_several_blocks_run_in_order_and_share_variables(tmp_path: Path, context
     assert second.stdout == "a\n" and "ValueError: boom" in (second.error or "")
     feedback = root.seen[2][-1].content
     assert "never" not in feedback and "Error (code): " in feedback
+    assert [(b.code, b.stdout, b.ran) for b in first.blocks] == [
+        ("n = len(context.splitlines())\nprint('n', n)", "n 30\n", True),
+        ("print('double', n * 2)", "double 60\n", True),
+    ]
+    assert [(b.stdout, b.error is not None, b.ran) for b in second.blocks] == [
+        ("a\n", True, True),
+        (None, False, False),
+    ]
+    assert second.blocks[0].duration_s is not None and second.block_errors == (second.error,)
     assert trace.run.final_answer == "30"
 
 

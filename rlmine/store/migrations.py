@@ -142,7 +142,30 @@ CREATE TABLE step_labels (
 );
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "core trace tables", _M0001_CORE),)
+# One row per fenced code block the model wrote in an iteration (several per reply are
+# common, a later one depending on an earlier one). ``iterations.code`` stays their
+# joined text; ``ran`` is false for blocks after a failing one that never executed.
+_M0002_CODE_BLOCKS = """
+CREATE TABLE code_blocks (
+    run_id     VARCHAR NOT NULL,
+    iteration  INTEGER NOT NULL,
+    idx        INTEGER NOT NULL,
+    code       VARCHAR USING COMPRESSION uncompressed,
+    stdout     VARCHAR USING COMPRESSION uncompressed,
+    stderr     VARCHAR USING COMPRESSION uncompressed,
+    error      VARCHAR,
+    error_kind VARCHAR,
+    duration_s DOUBLE,
+    ran        BOOLEAN NOT NULL,
+    metadata   JSON,
+    PRIMARY KEY (run_id, iteration, idx)
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core trace tables", _M0001_CORE),
+    Migration(2, "code blocks", _M0002_CODE_BLOCKS),
+)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -14,10 +14,25 @@ import pandas as pd
 
 from rlmine.errors import NotFoundError
 from rlmine.store.owners import owner_alive
-from rlmine.store.rows import call_from_row, iteration_from_row, label_from_row, run_from_row
-from rlmine.trace import RUN_STATUSES, Trace
+from rlmine.store.rows import (
+    block_from_row,
+    call_from_row,
+    iteration_from_row,
+    label_from_row,
+    run_from_row,
+)
+from rlmine.trace import RUN_STATUSES, CodeBlock, Trace
 
-TRACE_TABLES = ("tasks", "instances", "batches", "runs", "iterations", "llm_calls", "step_labels")
+TRACE_TABLES = (
+    "tasks",
+    "instances",
+    "batches",
+    "runs",
+    "iterations",
+    "code_blocks",
+    "llm_calls",
+    "step_labels",
+)
 STATUS_FILTERS = (*RUN_STATUSES, "stale")
 
 RUN_LIST_COLUMNS = (
@@ -155,6 +170,9 @@ def get_trace(con: duckdb.DuckDBPyConnection, run_id: str, *, children: bool = T
         con, "SELECT * FROM llm_calls WHERE run_id = ? ORDER BY iteration NULLS FIRST, started_at, id", [rid]
     )
     labels = _records(con, "SELECT * FROM step_labels WHERE run_id = ? ORDER BY iteration, line_start", [rid])
+    blocks: dict[int, list[CodeBlock]] = {}
+    for row in _records(con, "SELECT * FROM code_blocks WHERE run_id = ? ORDER BY iteration, idx", [rid]):
+        blocks.setdefault(int(row["iteration"]), []).append(block_from_row(row))
     kids: tuple[Trace, ...] = ()
     if children:
         child_ids = [
@@ -164,7 +182,7 @@ def get_trace(con: duckdb.DuckDBPyConnection, run_id: str, *, children: bool = T
         kids = tuple(get_trace(con, cid) for cid in child_ids)
     return Trace(
         run=run,
-        iterations=tuple(iteration_from_row(r) for r in its),
+        iterations=tuple(iteration_from_row(r, tuple(blocks.get(int(r["idx"]), ()))) for r in its),
         calls=tuple(call_from_row(r) for r in calls),
         labels=tuple(label_from_row(r) for r in labels),
         children=kids,

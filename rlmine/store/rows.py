@@ -21,6 +21,7 @@ import pyarrow as pa
 from rlmine.ids import sha256_text
 from rlmine.trace import (
     MAX_STORED_PROMPT_CHARS,
+    CodeBlock,
     ContextRef,
     Iteration,
     LLMCall,
@@ -121,6 +122,21 @@ SCHEMAS: dict[str, pa.Schema] = {
     "step_labels": pa.schema(
         [("run_id", _S), ("iteration", _I), ("line_start", _I), ("line_end", _I), ("tactic", _S)]
     ),
+    "code_blocks": pa.schema(
+        [
+            ("run_id", _S),
+            ("iteration", _I),
+            ("idx", _I),
+            ("code", _S),
+            ("stdout", _S),
+            ("stderr", _S),
+            ("error", _S),
+            ("error_kind", _S),
+            ("duration_s", _F),
+            ("ran", _B),
+            ("metadata", _S),
+        ]
+    ),
 }
 
 # Columns that hold JSON text.
@@ -214,7 +230,8 @@ def run_row(run: Run) -> Row:
 
 
 # Field names, looked up once (dataclasses.fields() is slow enough to matter per row).
-_ITERATION_FIELDS = tuple(f.name for f in fields(Iteration))
+_ITERATION_FIELDS = tuple(f.name for f in fields(Iteration) if f.name != "blocks")
+_BLOCK_FIELDS = tuple(f.name for f in fields(CodeBlock))
 _CALL_FIELDS = tuple(f.name for f in fields(LLMCall))
 _LABEL_FIELDS = tuple(f.name for f in fields(StepLabel))
 
@@ -239,12 +256,25 @@ def label_row(label: StepLabel) -> Row:
     return {name: getattr(label, name) for name in _LABEL_FIELDS}
 
 
+def block_row(block: CodeBlock) -> Row:
+    row = {name: getattr(block, name) for name in _BLOCK_FIELDS}
+    row["idx"] = row.pop("index")
+    row["metadata"] = dumps(block.metadata)
+    return row
+
+
+def iteration_rows(it: Iteration) -> TraceRows:
+    """The rows of one finished iteration: itself and its code blocks."""
+    return {"iterations": [iteration_row(it)], "code_blocks": [block_row(b) for b in it.blocks]}
+
+
 def trace_rows(trace: Trace) -> TraceRows:
     """Rows for every table, for this trace and its nested children."""
     out: TraceRows = {name: [] for name in SCHEMAS}
     for t in trace.walk():
         out["runs"].append(run_row(t.run))
         out["iterations"].extend(iteration_row(i) for i in t.iterations)
+        out["code_blocks"].extend(block_row(b) for i in t.iterations for b in i.blocks)
         out["llm_calls"].extend(call_row(c) for c in t.calls)
         out["step_labels"].extend(label_row(s) for s in t.labels)
     return out
@@ -281,8 +311,11 @@ def run_from_row(row: Row) -> Run:
     return Run(context=ctx, **values)
 
 
-def iteration_from_row(row: Row) -> Iteration:
-    values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(Iteration) if f.name != "index"}
+def iteration_from_row(row: Row, blocks: tuple[CodeBlock, ...] = ()) -> Iteration:
+    values: dict[str, Any] = {
+        f.name: row.get(f.name) for f in fields(Iteration) if f.name not in ("index", "blocks")
+    }
+    values["blocks"] = blocks
     values["metadata"] = _loads(row.get("metadata")) or {}
     values["started_at"] = _ts(row.get("started_at"))
     values["output_truncated"] = bool(row.get("output_truncated"))
@@ -299,3 +332,10 @@ def call_from_row(row: Row) -> LLMCall:
 
 def label_from_row(row: Row) -> StepLabel:
     return StepLabel(**{f.name: row[f.name] for f in fields(StepLabel)})
+
+
+def block_from_row(row: Row) -> CodeBlock:
+    values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(CodeBlock) if f.name != "index"}
+    values["metadata"] = _loads(row.get("metadata")) or {}
+    values["ran"] = bool(row.get("ran"))
+    return CodeBlock(index=int(row["idx"]), **values)

@@ -27,6 +27,10 @@ TABLE_NOTES: dict[str, str] = {
     "iterations": "One turn of a run's root loop: reasoning, executed code and its output.",
     "llm_calls": "One language-model call (root turn or sub-LM query) of a run.",
     "step_labels": "Simulator ground truth: the tactic meant for a line range of an iteration's code.",
+    "code_blocks": (
+        "One fenced code block of an iteration as executed: its code, output, error, and whether it"
+        " ran (`iterations.code` is the blocks' joined text)."
+    ),
 }
 
 UNDOCUMENTED = "(undocumented)"

@@ -29,9 +29,10 @@ KEYS: dict[str, tuple[str, ...]] = {
     "iterations": ("run_id", "idx"),
     "llm_calls": ("id",),
     "step_labels": ("run_id", "iteration", "line_start"),
+    "code_blocks": ("run_id", "iteration", "idx"),
 }
 # Parents before children so a reader never sees an iteration without its run.
-TABLE_ORDER = ("runs", "iterations", "llm_calls", "step_labels")
+TABLE_ORDER = ("runs", "iterations", "code_blocks", "llm_calls", "step_labels")
 
 
 def _dedupe(table: str, rows: Sequence[Row]) -> list[Row]:
@@ -126,7 +127,7 @@ def delete_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> int:
     if not run_ids:
         return 0
     ids = list(run_ids)
-    for table, column in (("step_labels", "run_id"), ("llm_calls", "run_id"), ("iterations", "run_id")):
-        con.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT unnest(?::VARCHAR[]))", [ids])
+    for table in ("step_labels", "llm_calls", "code_blocks", "iterations"):
+        con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
     con.execute("DELETE FROM runs WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids])
     return len(ids)
