@@ -61,7 +61,7 @@ def store(tmp_path: Path) -> Store:
 @pytest.fixture
 def imported(store: Store) -> Store:
     report = import_files(store, "rlms", [RLMS])
-    assert report.failed == [] and report.runs == 4
+    assert report.failed == [] and report.runs == 5
     return store
 
 
@@ -162,7 +162,7 @@ def test_reimport_is_idempotent(imported: Store) -> None:
         before = table_counts(con)
         snapshot = con.execute("SELECT * FROM runs ORDER BY id").fetchall()
     again = import_files(imported, "rlms", [RLMS])
-    assert again.runs == 4 and again.failed == []
+    assert again.runs == 5 and again.failed == []
     with imported.reader() as con:
         assert table_counts(con) == before
         assert con.execute("SELECT * FROM runs ORDER BY id").fetchall() == snapshot
@@ -232,7 +232,7 @@ def test_cli_import_then_score(tmp_path: Path) -> None:
     db = str(tmp_path / "cli.duckdb")
     result = CliRunner().invoke(app, ["import", "rlms", str(RLMS), "--task", "logs", "--db", db])
     assert result.exit_code == 0, result.output
-    assert "Imported 4 runs from 4 of 4 files" in result.output
+    assert "Imported 5 runs from 5 of 5 files" in result.output
     # no expected answers yet: nothing scored; then give one to every run via re-import and re-score
     result = CliRunner().invoke(
         app, ["import", "rlms", str(RLMS), "--task", "logs", "--expected", "db", "--db", db]
@@ -241,7 +241,7 @@ def test_cli_import_then_score(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["score", "--task", "logs", "--json", "--db", db])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert (report["runs"], report["scored"], report["correct"], report["checker"]) == (4, 4, 1, "exact")
+    assert (report["runs"], report["scored"], report["correct"], report["checker"]) == (5, 5, 2, "exact")
     result = CliRunner().invoke(
         app, ["score", "--task", "logs", "--checker", "contains", "--json", "--db", db]
     )

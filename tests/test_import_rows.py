@@ -32,6 +32,7 @@ from rlmine.store.rows import (
     SCHEMAS,
     Row,
     TraceRows,
+    block_from_row,
     call_from_row,
     iteration_from_row,
     run_from_row,
@@ -59,7 +60,18 @@ def _trace(rows: TraceRows, run: Row) -> Trace:
     rid = run["id"]
     return Trace(
         run=run_from_row(run),
-        iterations=tuple(iteration_from_row(r) for r in rows["iterations"] if r["run_id"] == rid),
+        iterations=tuple(
+            iteration_from_row(
+                r,
+                tuple(
+                    block_from_row(b)
+                    for b in rows["code_blocks"]
+                    if b["run_id"] == rid and b["iteration"] == r["idx"]
+                ),
+            )
+            for r in rows["iterations"]
+            if r["run_id"] == rid
+        ),
         calls=tuple(call_from_row(r) for r in rows["llm_calls"] if r["run_id"] == rid),
         children=tuple(_trace(rows, r) for r in rows["runs"] if r["parent_run_id"] == rid),
     )
@@ -90,7 +102,7 @@ def _stored(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     with store.reader() as con:
         return {
             t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
-            for t in ("runs", "iterations", "llm_calls")
+            for t in ("runs", "iterations", "code_blocks", "llm_calls")
         }
 
 

@@ -274,7 +274,7 @@ def test_record_round_trip_is_the_identity() -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda r: r.update(version=2), "written by a newer rlmine (format version 2"),
+        (lambda r: r.update(version=3), "written by a newer rlmine (format version 3"),
         (lambda r: r.update(format="other"), "not an rlmine trace record"),
         (lambda r: r["run"].pop("id"), "record.run.id is missing"),
         (lambda r: r["run"].update(n_iterations="three"), "record.run.n_iterations has the wrong type"),

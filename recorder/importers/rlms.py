@@ -40,10 +40,11 @@ import duckdb
 
 from recorder.importers.base import ImportItem, ImportOptions, default_save, derive_id
 from recorder.importers.rlms_log import (
+    Block,
     EntryError,
     IterationEntry,
     RunLog,
-    exception_in,
+    SubCall,
     read_runs,
     reasoning_of,
 )
@@ -100,6 +101,65 @@ def _block_json(k: int) -> str | None:
 
 def _minus(end: datetime | None, seconds: float | None) -> datetime | None:
     return end - timedelta(0, seconds) if end is not None and seconds is not None else None
+
+
+def error_kind(error: str) -> str:
+    return "timeout" if "Timeout" in error.split(":")[0] else "code"
+
+
+def _block_row(run_id: str, index: int, k: int, block: Block) -> Row:
+    return {
+        "run_id": run_id,
+        "iteration": index,
+        "idx": k,
+        "code": block.code,
+        "stdout": block.stdout,
+        "stderr": block.stderr or None,
+        "error": block.error,
+        "error_kind": error_kind(block.error) if block.error else None,
+        "duration_s": block.execution_time,
+        "ran": True,  # rlms runs every block of a reply, also after one fails
+        "metadata": dumps({"locals": block.locals}) if block.locals else "{}",
+    }
+
+
+_ESTIMATED = ("tokens_in", "tokens_out", "cost", "latency_s")
+
+
+def batched_calls(calls: Sequence[SubCall]) -> list[int]:
+    """For each call, the size of the batch it was logged in (0: a call of its own).
+
+    rlms logs an ``llm_query_batched`` as one call per prompt, each carrying the
+    batch's one usage figure and an even share of its time. Such a run (two or
+    more neighbours with the same usage and time) is taken as a batch: its
+    per-call figures are estimates, and are flagged so.
+    """
+    out = [0] * len(calls)
+    start = 0
+    while start < len(calls):
+        end = start + 1
+        sig = _figures(calls[start])
+        while end < len(calls) and sig is not None and _figures(calls[end]) == sig:
+            end += 1
+        if end - start > 1:
+            out[start:end] = [end - start] * (end - start)
+        start = end
+    return out
+
+
+def _figures(call: SubCall) -> tuple[Any, ...] | None:
+    figures = (call.tokens_in, call.tokens_out, call.cost, call.latency_s)
+    return None if all(f is None for f in figures) else figures
+
+
+def _call_meta(k: int, extra: dict[str, Any], batch: int) -> str | None:
+    if not extra and not batch:
+        return _block_json(k)
+    meta: dict[str, Any] = {"block": k, **extra}
+    if batch:
+        meta["batch_size"] = batch
+        meta["estimated"] = list(_ESTIMATED)  # one usage copied onto every prompt, time split evenly
+    return dumps(meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +245,10 @@ class _Builder:
                 }
             )
             totals.add(tin, tout, None, sub=False)
+            blocks_out = self.out["code_blocks"]
             for k, block in enumerate(entry.blocks):
+                blocks_out.append(_block_row(run_id, index, k, block))
+                estimated = batched_calls(block.calls)
                 for j, sub in enumerate(block.calls):
                     call_id = f"{run_id}.s{index}.{k}.{j}"
                     child_id: str | None = None
@@ -221,10 +284,10 @@ class _Builder:
                             "tokens_out": sub.tokens_out,
                             "cost": sub.cost,
                             "latency_s": sub.latency_s,
-                            "started_at": begun,
+                            "started_at": None,  # the log does not say; the iteration's would mislead
                             "error": sub.error,
                             "child_run_id": child_id,
-                            "metadata": dumps({"block": k, **sub.extra}) if sub.extra else _block_json(k),
+                            "metadata": _call_meta(k, sub.extra, estimated[j]),
                         }
                     )
                     totals.add(sub.tokens_in, sub.tokens_out, sub.cost, sub=True)
@@ -235,34 +298,32 @@ class _Builder:
     def _iteration(run_id: str, index: int, entry: IterationEntry, begun: datetime | None) -> Row:
         # Plain loops rather than generator expressions: this runs for every iteration imported.
         blocks = entry.blocks
-        error: str | None = None
+        errors: list[str] = []
         local_vars: dict[str, Any] = {}
-        times: list[float] = []
         for block in blocks:
-            if error is None and block.stderr:
-                error = exception_in(block.stderr)
+            if block.error is not None:
+                errors.append(block.error)
             local_vars.update(block.locals)
-            if block.execution_time is not None:
-                times.append(block.execution_time)
         meta: dict[str, Any] = {"locals": local_vars} if local_vars else {}
-        if entry.iteration_time is not None:
-            meta["iteration_time"] = entry.iteration_time
         if entry.logged_at is not None:
             meta["logged_at"] = entry.logged_at
         if entry.answer is not None:
             meta["final_style"] = entry.final_style
         if len(blocks) > 1:
             meta["code_blocks"] = len(blocks)
+        error = "\n".join(errors) if errors else None  # every block's error, one per line
         return {
             "run_id": run_id,
             "idx": index,
             "reasoning": reasoning_of(entry.response),
             "code": "\n\n".join([b.code for b in blocks]) if blocks else None,
-            "stdout": _joined([b.stdout for b in blocks]) if blocks else None,
-            "stderr": _joined([b.stderr for b in blocks]) or None,
+            # Byte for byte: the blocks' outputs concatenated, as one cell would print them.
+            "stdout": "".join([b.stdout for b in blocks]) if blocks else None,
+            "stderr": "".join([b.stderr for b in blocks]) or None,
             "error": error,
-            "error_kind": ("timeout" if "Timeout" in error.split(":")[0] else "code") if error else None,
-            "duration_s": sum(times) if times else None,
+            "error_kind": error_kind(errors[0]) if errors else None,
+            # rlms's iteration_time: the whole turn, root model included (code time is per block).
+            "duration_s": entry.iteration_time,
             "root_tokens_in": entry.usage[0],
             "root_tokens_out": entry.usage[1],
             "root_latency_s": None,
@@ -405,7 +466,9 @@ class RlmsImporter:
         reader = LineReader(path, opts.max_line_bytes)
         logs = read_runs(path, reader)
         for ordinal, log in enumerate(logs):
-            source = Source(f"rlms:{reader.sha256}:{ordinal}", reader.sha256, path.name, ordinal)
+            # Keyed by the run's first line, not the file's hash: a log imported while its run was
+            # still being written, then again when finished, stays one run.
+            source = Source(f"rlms:{log.anchor}:{ordinal}", reader.sha256, path.name, ordinal)
             try:
                 rows = build_rows(log, source)
             except EntryError as exc:

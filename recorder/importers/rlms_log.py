@@ -26,6 +26,7 @@ iteration counter goes back, or after a final answer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from recorder.importers.sources import LineReader, SourceError
 from rlmine.ids import sha256_text
 
 ENTRY_TYPES = ("metadata", "run_context", "iteration")
+# A lone user message longer than this is more likely the context than the question.
+MAX_PLAIN_QUESTION = 20_000
 
 
 class EntryError(ValueError):
@@ -143,12 +146,13 @@ class SubCall(NamedTuple):
 
 class Block(NamedTuple):
     code: str
-    stdout: str
+    stdout: str  # byte for byte as logged
     stderr: str
     execution_time: float | None
     locals: dict[str, dict[str, Any]]
     calls: tuple[SubCall, ...]
     final_answer: str | None
+    error: str | None  # the exception line rlms appended to stderr, if the block raised
 
 
 class IterationEntry(NamedTuple):
@@ -265,10 +269,12 @@ def _block(raw: Any, line: int | None, want_context: bool) -> tuple[Block, Conte
     answer = result.get("final_answer")
     if isinstance(answer, dict) and "content" in answer:
         answer = answer["content"]
+    stderr = str(result.get("stderr") or "")
     return Block(
         code=code,
         stdout=str(result.get("stdout") or ""),
-        stderr=str(result.get("stderr") or ""),
+        stderr=stderr,
+        error=exception_in(stderr),
         execution_time=_opt_float(result.get("execution_time")),
         locals=_summaries(local_vars),
         calls=tuple([_sub_call(c, line) for c in calls]),
@@ -330,15 +336,19 @@ def iteration_entry(
     question = None
     system_sha = None
     if first:
+        users: list[str] = []
         for role, content in map(_role_content, msgs):
             if role == "system" and system_sha is None:
                 system_sha = sha256_text(content)
             if role != "user":
                 continue
+            users.append(content)
             question = question or question_in(content)
             meta = _CONTEXT_META.search(content)
             if meta:
                 context = context.merge(ContextInfo(kind=meta.group(1), chars=int(meta.group(2))))
+        if question is None and len(users) == 1 and 0 < len(users[0].strip()) <= MAX_PLAIN_QUESTION:
+            question = users[0].strip()  # no rlms wording around it: the one user message is the question
     number = raw.get("iteration")
     usage = raw.get("usage_summary") or raw.get("usage")
     tin, tout, _ = usage_totals(usage) if isinstance(usage, dict) else (None, None, None)
@@ -398,6 +408,8 @@ class RunLog:
     iterations: list[IterationEntry] = field(default_factory=list)
     first_line: int | None = None
     last_line: int | None = None
+    # sha256 of the run's first line: its identity, which a log still being written keeps as it grows.
+    anchor: str | None = None
 
     def add(self, raw: dict[str, Any], line: int | None) -> None:
         entry = iteration_entry(
@@ -415,6 +427,10 @@ class RunLog:
         number = raw.get("iteration")
         went_back = isinstance(number, int) and last.number is not None and number <= last.number
         return went_back or last.answer is not None
+
+
+def _line_sha(raw: bytes) -> str:
+    return hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()
 
 
 def read_runs(path: Path, reader: LineReader) -> list[RunLog]:
@@ -440,12 +456,15 @@ def read_runs(path: Path, reader: LineReader) -> list[RunLog]:
                 hint="rlmine import dspy or rlmine import jsonl for other formats",
             )
         if current.first_line is None:
-            current.first_line = number
+            current.first_line, current.anchor = number, _line_sha(raw_line)
         fresh = kind != "iteration" and bool(current.iterations)
         if fresh or (kind == "iteration" and current.starts_new_run(entry)):
             runs.append(current)
             current = RunLog(
-                metadata=current.metadata, metadata_time=current.metadata_time, first_line=number
+                metadata=current.metadata,
+                metadata_time=current.metadata_time,
+                first_line=number,
+                anchor=_line_sha(raw_line),
             )
         try:
             if kind == "metadata":

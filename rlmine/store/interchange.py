@@ -2,10 +2,11 @@
 
 ``docs/trace-format.md`` documents the format and ``docs/trace-format.schema.json``
 is its JSON Schema. Every line carries ``"format": "rlmine-trace"``,
-``"version": 1`` and a ``kind``:
+``"version": 2`` and a ``kind``:
 
 * ``run`` — a top-level run: ``run`` (the ``runs`` columns, the context as a
-  nested ``context`` object), ``iterations``, ``calls``, ``labels``, nested
+  nested ``context`` object), ``iterations`` (each with its code ``blocks``),
+  ``calls``, ``labels``, nested
   ``children`` (same shape, recursively), and the catalogue rows the run hangs
   off — ``task``, ``instance``, ``batch`` — so that a single line is enough to
   recreate it anywhere;
@@ -17,6 +18,9 @@ Field names are the data model's (:mod:`rlmine.trace`), values are plain JSON
 into a fresh database reproduces every row of every table. Importing keeps run
 ids (so it is idempotent); tasks and batches are matched by name, and keep
 their ids when the target has none by that id.
+
+Version 2 added the iterations' ``blocks`` (the ``code_blocks`` table); a
+version 1 file still imports (its iterations simply have no blocks).
 """
 
 from __future__ import annotations
@@ -36,15 +40,16 @@ from rlmine.store.export import prepare_out_dir
 from rlmine.store.rows import (
     JSON_COLUMNS,
     SCHEMAS,
+    block_from_row,
     call_from_row,
     iteration_from_row,
     label_from_row,
     run_from_row,
 )
-from rlmine.trace import Iteration, LLMCall, Run, StepLabel, Trace
+from rlmine.trace import CodeBlock, Iteration, LLMCall, Run, StepLabel, Trace
 
 FORMAT = "rlmine-trace"
-VERSION = 1
+VERSION = 2
 KINDS = ("run", "task", "batch")
 _CONTEXT_KEYS = ("path", "generator", "sha256", "bytes", "kind")
 
@@ -64,12 +69,19 @@ def _obj(value: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     return {f.name: _plain(getattr(value, f.name)) for f in fields(value) if f.name not in skip}
 
 
+def _iteration_obj(it: Iteration) -> dict[str, Any]:
+    obj = _obj(it, skip=("blocks",))
+    # A block's run and iteration are its iteration's: not repeated.
+    obj["blocks"] = [_obj(b, skip=("run_id", "iteration")) for b in it.blocks]
+    return obj
+
+
 def _body(trace: Trace) -> dict[str, Any]:
     run = _obj(trace.run, skip=("context",))
     run["context"] = _obj(trace.run.context)
     return {
         "run": run,
-        "iterations": [_obj(i) for i in trace.iterations],
+        "iterations": [_iteration_obj(i) for i in trace.iterations],
         "calls": [_obj(c) for c in trace.calls],
         "labels": [_obj(s) for s in trace.labels],
         "children": [_body(c) for c in trace.children],
@@ -168,6 +180,24 @@ def _list(obj: dict[str, Any], key: str, where: str) -> list[Any]:
     return value
 
 
+def _iteration_from_obj(obj: Any, where: str, rid: dict[str, Any]) -> Iteration:
+    row = _row("iterations", obj, where, ("idx",), {"index": "idx"}, rid)
+    blocks = tuple(
+        block_from_row(
+            _row(
+                "code_blocks",
+                b,
+                f"{where}.blocks[{n}]",
+                ("idx", "code", "ran"),
+                {"index": "idx"},
+                {**rid, "iteration": row["idx"]},
+            )
+        )
+        for n, b in enumerate(_list(obj, "blocks", where))  # absent in version 1
+    )
+    return iteration_from_row(row, blocks)
+
+
 def _trace_from_body(body: Any, where: str, parent: Run | None = None) -> Trace:
     if not isinstance(body, dict):
         raise RecordError(f"{where} must be an object")
@@ -183,9 +213,7 @@ def _trace_from_body(body: Any, where: str, parent: Run | None = None) -> Trace:
     run = run_from_row(_row("runs", flat, f"{where}.run", ("id", "engine", "status"), defaults=defaults))
     rid = {"run_id": run.id}
     iterations = tuple(
-        iteration_from_row(
-            _row("iterations", it, f"{where}.iterations[{n}]", ("idx",), {"index": "idx"}, rid)
-        )
+        _iteration_from_obj(it, f"{where}.iterations[{n}]", rid)
         for n, it in enumerate(_list(body, "iterations", where))
     )
     calls = tuple(
@@ -391,9 +419,15 @@ def iter_traces(
                 members.append(rid)
                 todo.extend(kids.get(rid, ()))
         runs = {r["id"]: run_from_row(r) for r in _in(con, "SELECT * FROM runs WHERE id IN_IDS", members)}
+        blocks: dict[tuple[str, int], list[CodeBlock]] = defaultdict(list)
+        for r in _in(
+            con, "SELECT * FROM code_blocks WHERE run_id IN_IDS ORDER BY run_id, iteration, idx", members
+        ):
+            blocks[(r["run_id"], int(r["iteration"]))].append(block_from_row(r))
         its: dict[str, list[Iteration]] = defaultdict(list)
         for r in _in(con, "SELECT * FROM iterations WHERE run_id IN_IDS ORDER BY run_id, idx", members):
-            its[r["run_id"]].append(iteration_from_row(r))
+            key = (r["run_id"], int(r["idx"]))
+            its[r["run_id"]].append(iteration_from_row(r, tuple(blocks.get(key, ()))))
         calls: dict[str, list[LLMCall]] = defaultdict(list)
         for r in _in(
             con,
