@@ -65,7 +65,8 @@ def test_wrong_entry_type(store: Store, tmp_path: Path) -> None:
     bad.write_text(lines([entries[0], {"type": "banana"}, *entries[1:]]))
     error = import_with_good(store, bad)
     assert error.startswith(
-        f"{bad}:2: not an rlms log entry (type 'banana'; expected one of metadata, run_context"
+        f"{bad}:2: not an rlms log entry: found a JSON object with keys type (type 'banana'; "
+        "an rlms entry has a type of metadata, run_context"
     )
 
 

@@ -40,6 +40,7 @@ import duckdb
 
 from recorder.importers.base import ImportItem, ImportOptions, default_save, derive_id, loads_line
 from recorder.importers.rlms_log import context_from_payload, text_of
+from recorder.importers.sniff import found, hint_for
 from recorder.importers.sources import LineReader, SourceError, read_whole
 from rlmine.trace import ContextRef, Iteration, LLMCall, Run, Trace
 
@@ -314,9 +315,9 @@ class DspyImporter:
         except RecordError as exc:
             raise SourceError(
                 path,
-                f"not a DSPy RLM result: {exc}",
+                f"not a DSPy RLM result: {exc}; found {found(record)}",
                 line=line,
-                hint="rlmine import rlms for rlms logs, rlmine import jsonl for rlmine exports",
+                hint=hint_for(record, "dspy"),
             ) from exc
 
     def save(self, con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None:

@@ -33,6 +33,7 @@ class JsonlImporter:
     parallel: bool = False
 
     def parse(self, path: Path, opts: ImportOptions) -> Iterator[ImportItem]:
+        from recorder.importers.sniff import fitting_importer, found, hint_for
         from rlmine.store.interchange import RecordError, catalog_from_record, check_header, trace_from_record
 
         for number, raw in LineReader(path, opts.max_line_bytes):
@@ -42,11 +43,15 @@ class JsonlImporter:
                 catalog = catalog_from_record(obj)
                 trace = trace_from_record(obj) if kind == "run" else None
             except RecordError as exc:
+                fit = fitting_importer(obj)
+                what = f"{exc}; found {found(obj)}" if fit != "jsonl" else str(exc)
                 raise SourceError(
                     path,
-                    str(exc),
+                    what,
                     line=number,
-                    hint="rlmine import rlms or rlmine import dspy for other engines' files",
+                    hint="fixing that field (docs/trace-format.md)"
+                    if fit == "jsonl"
+                    else hint_for(obj, "jsonl"),
                 ) from exc
             yield ImportItem(trace, catalog)
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from recorder.importers.base import loads_line
+from recorder.importers.sniff import found, hint_for
 from recorder.importers.sources import LineReader, SourceError
 from rlmine.ids import sha256_text
 
@@ -439,21 +440,15 @@ def read_runs(path: Path, reader: LineReader) -> list[RunLog]:
     current = RunLog()
     for number, raw_line in reader:
         entry = loads_line(path, number, raw_line)
-        if not isinstance(entry, dict):
-            raise SourceError(
-                path,
-                f"expected a JSON object, got {type(entry).__name__}",
-                line=number,
-                hint="rlmine import dspy for DSPy results",
-            )
-        kind = entry.get("type")
+        kind = entry.get("type") if isinstance(entry, dict) else None
         if kind not in ENTRY_TYPES:
             shown = 'no "type"' if kind is None else f"type {kind!r}"
             raise SourceError(
                 path,
-                f"not an rlms log entry ({shown}; expected one of {', '.join(ENTRY_TYPES)})",
+                f"not an rlms log entry: found {found(entry)} ({shown}; an rlms entry has a type of "
+                f"{', '.join(ENTRY_TYPES)})",
                 line=number,
-                hint="rlmine import dspy or rlmine import jsonl for other formats",
+                hint=hint_for(entry, "rlms"),
             )
         if current.first_line is None:
             current.first_line, current.anchor = number, _line_sha(raw_line)
