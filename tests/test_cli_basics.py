@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -240,8 +241,9 @@ def test_usage_errors_exit_2_with_clicks_message(db: Path) -> None:
 # -- runs list ------------------------------------------------------------------------
 
 
-def _cells(line: str, bar: str) -> list[str]:
-    return [cell.strip() for cell in line.strip().strip(bar).split(bar)]
+def _cells(line: str) -> list[str]:
+    # Columns are set apart by at least two spaces; a cell holds at most one in a row.
+    return re.split(r"\s{2,}", line.strip())
 
 
 def test_runs_list_table(db: Path) -> None:
@@ -249,12 +251,13 @@ def test_runs_list_table(db: Path) -> None:
     assert result.exit_code == 0, result.exception
     lines = result.output.splitlines()
     assert max(len(line) for line in lines) <= WIDTH
-    header = _cells(next(line for line in lines if "┃" in line and "status" in line), "┃")
+    header = _cells(next(line for line in lines if "status" in line))
     for column in ("run", "task", "model", "status", "iters", "calls", "tokens"):
         assert column in header
-    rows = [dict(zip(header, _cells(line, "│"), strict=True)) for line in lines if "01HRUN" in line]
+    rows = [dict(zip(header, _cells(line), strict=True)) for line in lines if "01HRUN" in line]
     assert [r["run"] for r in rows] == ["01HRUN0004", "01HRUN0003", "01HRUN0002", "01HRUN0001"]
-    assert [r["status"] for r in rows] == ["running", "running", "submitted", "submitted"]
+    # 01HRUN0003's recorder is dead: it reads stale, not running
+    assert [r["status"] for r in rows] == ["running", "stale", "submitted", "submitted"]
     assert [r["task"] for r in rows] == ["needle", "count", "needle", "count"]
     assert rows[2]["model"] == "sim (simulator)"
     assert (rows[3]["model"], rows[3]["iters"], rows[3]["calls"], rows[3]["tokens"]) == (
@@ -320,7 +323,10 @@ def test_runs_show_renders_reasoning_code_output_and_sub_calls(db: Path) -> None
     assert "─ output ─" in zero and "1024" in zero
     assert "1 x = llm_query('Summarise')" in one and "2 SUBMIT(x)" in one
     assert "─ error (code) ─" in one and "ValueError: bad" in one
-    assert "1 sub-LLM call(s)" in one
+    assert "1 sub-LLM call(s)" in one and "--calls to expand" in one  # collapsed by default
+    assert "gpt-x-mini" not in one.replace("sub=gpt-x-mini", "")
+    expanded = invoke("runs", "show", "01HRUN0001", "--calls", "--db", str(db)).output
+    one = expanded[expanded.index("iteration 1 · SUBMIT") :]
     sub_row = next(line for line in one.splitlines() if "gpt-x-mini" in line)
     assert "Summarise chunk 1:" in sub_row and "a café" in sub_row and "40/5" in sub_row and "0.25" in sub_row
 
@@ -360,6 +366,7 @@ def test_db_info(db: Path) -> None:
         "batches": 0,
         "runs": 5,
         "iterations": 9,
+        "code_blocks": 0,
         "llm_calls": 2,
         "step_labels": 1,
     }
