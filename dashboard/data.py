@@ -16,7 +16,7 @@ handle instead of :meth:`Store.open`, which may migrate or recover spools.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,8 @@ def overview_frames(con: duckdb.DuckDBPyConnection) -> Frames:
     return {
         "counts": q.overview_counts(con),
         "success": q.success_by_task_model(con),
+        "success_models": q.success_by_model(con),
+        "distribution": q.run_distribution(con),
         "usage": q.usage_over_time(con),
         "budget": q.budget_usage(con),
         "budget_summary": q.budget_summary(con),
@@ -73,9 +75,26 @@ def overview_frames(con: duckdb.DuckDBPyConnection) -> Frames:
 
 
 def runs_frames(con: duckdb.DuckDBPyConnection, flt: q.RunFilter, search: str | None = None) -> Frames:
-    frames = {"runs": q.runs_table(con, flt), "options": q.filter_options(con)}
-    if search and search.strip():
-        frames["search"] = q.search_runs(con, search)
+    """The runs matching the filter and the search text, in one table.
+
+    With a search, each run's link opens it at its first matching iteration, and
+    the run carries where the text was found (``match``) and a ``snippet``.
+    """
+    text = (search or "").strip()
+    runs = q.runs_table(con, replace(flt, search=text))
+    frames = {"runs": runs, "options": q.filter_options(con)}
+    if text:
+        found = q.search_runs(con, text, limit=max(len(runs), 1) * 2)
+        frames["search"] = found
+        top = found[found["parent_run_id"].isna()][["run_id", "iteration", "field", "snippet", "link"]]
+        merged = runs.merge(top.rename(columns={"run_id": "id", "link": "match_link"}), on="id", how="left")
+        merged["link"] = merged["match_link"].fillna(merged["link"])
+        merged["match"] = (
+            merged["field"].fillna("nested run")
+            + " · iteration "
+            + merged["iteration"].astype("Int64").astype(str).replace("<NA>", "?")
+        )
+        frames["runs"] = merged.drop(columns=["match_link", "field", "iteration"])
     return frames
 
 
@@ -95,6 +114,9 @@ def viewer_frames(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Frames:
         iterations=rq.run_iterations(con, rid),
         sub_calls=rq.sub_calls(con, rid),
         timeline=rq.run_timeline(con, rid),
+        time_axis=rq.run_time_axis(con, rid),
+        blocks=rq.code_blocks(con, rid),
+        messages=rq.root_messages(con, rid),
         children=rq.child_runs(con, rid),
         labels=rq.step_labels(con, rid),
     )

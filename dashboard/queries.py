@@ -33,6 +33,11 @@ from rlmine.trace import SIMULATED_MODELS
 NATIVE_ENGINE = "rlmine"
 TIME_BUCKETS = ("minute", "hour", "day", "week")
 CORRECT_CHOICES = ("yes", "no", "unknown")
+# How each verdict reads on a page (the values above stay the filters' and URLs' own).
+VERDICT_LABELS = {"yes": "correct", "no": "wrong", "unknown": "not judged"}
+ERROR_CHOICES = ("code errors", "no code errors")
+# Iteration errors that are the code's doing (a reply without code, or a failed root call, is not).
+CODE_ERROR_SQL = "error IS NOT NULL AND coalesce(error_kind, 'code') NOT IN ('parse', 'lm')"
 KIND_CHOICES = ("recorded", "simulator", "imported")
 RUN_SORT_COLUMNS = (
     "started_at",
@@ -81,6 +86,8 @@ def runs_cte(where: str = "true") -> str:
 
 
 RUNS_CTE = runs_cte()
+# Per run, how many iterations the code failed in.
+ERRS_CTE = f"errs AS (SELECT run_id, count(*) AS n FROM iterations WHERE {CODE_ERROR_SQL} GROUP BY run_id)"
 
 
 def fetch_df(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -101,7 +108,7 @@ def overview_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return fetch_df(
         con,
         f"""
-        WITH {RUNS_CTE}
+        WITH {RUNS_CTE}, {ERRS_CTE}
         SELECT count(*) FILTER (WHERE parent_run_id IS NULL) AS runs,
                count(*) FILTER (WHERE parent_run_id IS NOT NULL) AS child_runs,
                count(DISTINCT task_id) AS tasks,
@@ -109,6 +116,9 @@ def overview_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                count(DISTINCT batch_id) AS batches,
                count(*) FILTER (WHERE parent_run_id IS NULL AND status = 'running') AS running,
                count(*) FILTER (WHERE parent_run_id IS NULL AND status = 'error') AS errors,
+               count(*) FILTER (WHERE parent_run_id IS NULL AND coalesce(errs.n, 0) > 0)
+                   AS runs_with_code_errors,
+               coalesce(sum(errs.n) FILTER (WHERE parent_run_id IS NULL), 0)::BIGINT AS iteration_errors,
                count(*) FILTER (WHERE parent_run_id IS NULL AND correct IS NOT NULL) AS judged,
                count(*) FILTER (WHERE parent_run_id IS NULL AND correct) AS correct,
                avg(CASE WHEN correct THEN 1.0 WHEN NOT correct THEN 0.0 END)
@@ -120,7 +130,7 @@ def overview_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                coalesce(sum(n_sub_calls), 0)::BIGINT AS sub_calls,
                sum(tokens)::BIGINT AS tokens,
                sum(cost) AS cost
-        FROM base
+        FROM base LEFT JOIN errs ON errs.run_id = base.id
         """,
     )
 
@@ -140,6 +150,38 @@ def success_by_task_model(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         FROM base WHERE parent_run_id IS NULL
         GROUP BY task, model ORDER BY task, model
         """,
+    )
+
+
+def success_by_model(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per root model over all tasks: judged runs, correct runs, success rate (judged models only)."""
+    return fetch_df(
+        con,
+        f"""
+        WITH {RUNS_CTE}
+        SELECT model, count(*) AS runs,
+               count(*) FILTER (WHERE correct IS NOT NULL) AS judged,
+               count(*) FILTER (WHERE correct) AS correct,
+               avg(CASE WHEN correct THEN 1.0 WHEN NOT correct THEN 0.0 END) AS success_rate
+        FROM base WHERE parent_run_id IS NULL
+        GROUP BY model HAVING count(*) FILTER (WHERE correct IS NOT NULL) > 0
+        ORDER BY success_rate DESC, model
+        """,
+    )
+
+
+def run_distribution(con: duckdb.DuckDBPyConnection, limit: int = 20_000) -> pd.DataFrame:
+    """Per top-level run (the newest ``limit``): tokens, wall time, iterations and its verdict, to plot."""
+    return fetch_df(
+        con,
+        f"""
+        WITH {RUNS_CTE}
+        SELECT id, model, task, tokens, wall_s, n_iterations AS iterations,
+               CASE WHEN correct THEN 'correct' WHEN NOT correct THEN 'wrong' ELSE 'not judged' END AS verdict
+        FROM base WHERE parent_run_id IS NULL
+        ORDER BY id DESC LIMIT $limit
+        """,
+        {"limit": int(limit)},
     )
 
 
@@ -256,6 +298,8 @@ class RunFilter:
     correct: tuple[str, ...] = ()  # CORRECT_CHOICES
     batches: tuple[str, ...] = ()
     run_ids: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()  # ERROR_CHOICES
+    search: str = ""  # text in an iteration's code, reasoning or output (a child run's counts for its parent)
     sort_by: str = "started_at"
     descending: bool = True
 
@@ -267,9 +311,15 @@ def runs_table(
     f = flt or RunFilter()
     if f.sort_by not in RUN_SORT_COLUMNS:
         raise UserError(f"cannot sort runs by {f.sort_by!r}", f"one of: {', '.join(RUN_SORT_COLUMNS)}")
-    bad = set(f.correct) - set(CORRECT_CHOICES) | set(f.kinds) - set(KIND_CHOICES)
+    bad = (
+        set(f.correct) - set(CORRECT_CHOICES)
+        | set(f.kinds) - set(KIND_CHOICES)
+        | set(f.errors) - set(ERROR_CHOICES)
+    )
     if bad:
-        raise UserError(f"unknown filter value(s) {sorted(bad)}", f"{CORRECT_CHOICES} or {KIND_CHOICES}")
+        raise UserError(
+            f"unknown filter value(s) {sorted(bad)}", f"{CORRECT_CHOICES}, {KIND_CHOICES} or {ERROR_CHOICES}"
+        )
     conditions = ["parent_run_id IS NULL"]
     for column, values, name in (
         ("task", f.tasks, "tasks"),
@@ -286,8 +336,17 @@ def runs_table(
         conditions.append(
             "list_contains($correct, CASE WHEN correct THEN 'yes' WHEN NOT correct THEN 'no' ELSE 'unknown' END)"
         )
+    if len(f.errors) == 1:  # both choices: any run
+        conditions.append("code_errors > 0" if f.errors[0] == "code errors" else "code_errors = 0")
+    if f.search.strip():
+        conditions.append(
+            "id IN (SELECT coalesce(k.parent_run_id, i.run_id) FROM iterations i JOIN runs k ON k.id = i.run_id"
+            " WHERE i.code ILIKE $pat ESCAPE '\\' OR i.reasoning ILIKE $pat ESCAPE '\\'"
+            " OR i.stdout ILIKE $pat ESCAPE '\\' OR i.stderr ILIKE $pat ESCAPE '\\' OR i.error ILIKE $pat ESCAPE '\\')"
+        )
     direction = "DESC" if f.descending else "ASC"
     params: dict[str, Any] = {
+        "pat": _like_pattern(f.search.strip()),
         "tasks": list(f.tasks),
         "models": list(f.models),
         "engines": list(f.engines),
@@ -301,15 +360,23 @@ def runs_table(
     return fetch_df(
         con,
         f"""
-        WITH {RUNS_CTE},
+        WITH {RUNS_CTE}, {ERRS_CTE},
         kids AS (SELECT parent_run_id AS kid_parent, count(*) AS n FROM runs WHERE parent_run_id IS NOT NULL GROUP BY ALL),
         listed AS (
             SELECT id, task, model, engine_label AS engine, status, correct,
+                   CASE WHEN correct THEN '✅ correct' WHEN NOT correct THEN '❌ wrong' ELSE '⚪ not judged' END
+                       AS verdict,
+                   CASE status WHEN 'submitted' THEN '🟢 submitted' WHEN 'running' THEN '🔵 running'
+                       WHEN 'error' THEN '🔴 error' WHEN 'budget_exhausted' THEN '🟠 budget exhausted'
+                       WHEN 'cancelled' THEN '⚫ cancelled' ELSE status END AS status_badge,
+                   coalesce(errs.n, 0) AS code_errors,
+                   regexp_replace(left(question, 160), '\\s+', ' ', 'g') AS question_preview,
+                   regexp_replace(left(final_answer, 80), '\\s+', ' ', 'g') AS answer_preview,
                    n_iterations AS iterations, n_llm_calls AS llm_calls, n_sub_calls AS sub_calls,
                    tokens, cost, wall_s, started_at, batch, kind, is_simulator, is_imported,
                    coalesce(kids.n, 0) AS child_runs, final_answer, error,
                    'run_viewer?run=' || id AS link
-            FROM base LEFT JOIN kids ON kids.kid_parent = base.id
+            FROM base LEFT JOIN kids ON kids.kid_parent = base.id LEFT JOIN errs ON errs.run_id = base.id
             WHERE {" AND ".join(conditions)}
         )
         SELECT *, count(*) OVER () AS total FROM listed

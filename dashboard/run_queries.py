@@ -37,6 +37,7 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
                base.n_sub_calls AS sub_calls, base.tokens_in, base.tokens_out, base.tokens,
                base.cost, base.wall_s, base.started_at, base.finished_at, base.batch, base.error,
                base.max_iterations, base.max_sub_calls, base.instance_id,
+               base.metadata->>'$.system_prompt_sha256' AS system_prompt_sha256,
                base.parent_run_id, base.parent_call_id, pc.iteration AS parent_iteration,
                (SELECT count(*) FROM runs k WHERE k.parent_run_id = $run) AS child_runs
         FROM base
@@ -82,7 +83,9 @@ def sub_calls(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
                    || CASE WHEN list_contains($sim, c.model) THEN ' (simulator)' ELSE '' END AS model,
                c.prompt, c.prompt_chars, c.response, c.reasoning, c.tokens_in, c.tokens_out, c.cost,
                c.latency_s, c.error, c.child_run_id, k.status AS child_status,
-               k.n_iterations AS child_iterations
+               k.n_iterations AS child_iterations,
+               coalesce(json_array_length(c.metadata->'$.estimated') > 0, false) AS estimated,
+               regexp_replace(left(c.prompt, 80), '\\s+', ' ', 'g') AS prompt_preview
         FROM llm_calls c LEFT JOIN runs k ON k.id = c.child_run_id
         WHERE c.run_id = $run AND c.role = 'sub'
         ORDER BY c.iteration NULLS LAST, c.started_at NULLS LAST, c.id
@@ -126,6 +129,89 @@ def run_timeline(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     )
 
 
+def code_blocks(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The run's code blocks, each with its own output and error, in the order the model wrote them."""
+    return fetch_df(
+        con,
+        "SELECT iteration, idx AS block, code, stdout, stderr, error, error_kind, duration_s, ran "
+        "FROM code_blocks WHERE run_id = $run ORDER BY iteration, idx",
+        {"run": run_id},
+    )
+
+
+def root_messages(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The root model's turns in order: the newest message it was sent (the stored prompt) and its reply.
+
+    Together they rebuild the conversation after the system prompt: each turn's
+    prompt is the user message that followed the previous reply. A prompt stored
+    only as a hash (too long) has ``prompt`` null and its ``prompt_sha256``.
+    """
+    return fetch_df(
+        con,
+        """
+        SELECT iteration, prompt, prompt_sha256, prompt_chars, response, error,
+               TRY_CAST(metadata->>'$.n_messages' AS INTEGER) AS n_messages
+        FROM llm_calls WHERE run_id = $run AND role = 'root'
+        ORDER BY iteration NULLS FIRST, started_at NULLS LAST, id
+        """,
+        {"run": run_id},
+    )
+
+
+def run_time_axis(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """Where the run's time went, on one time axis (seconds since the run started).
+
+    Per iteration a ``root LM`` span then a ``code`` span, and each sub-LLM call
+    whose start is known. Engines record time differently: rlmine stores the
+    root call's latency and the code's duration; an rlms import the whole turn
+    (``iteration_time``) and each block's time, so there the root model's share
+    is the turn minus its blocks. An iteration without a start time follows the
+    one before it. ``unplaced`` counts sub-calls with no start time (not drawn).
+    """
+    return fetch_df(
+        con,
+        """
+        WITH blocks AS (
+            SELECT iteration, sum(duration_s) AS code_s FROM code_blocks WHERE run_id = $run GROUP BY iteration
+        ),
+        it AS (
+            SELECT i.idx, i.started_at, i.error IS NOT NULL AS failed,
+                   CASE WHEN i.root_latency_s IS NOT NULL THEN i.root_latency_s
+                        ELSE greatest(coalesce(i.duration_s, 0) - coalesce(b.code_s, 0), 0) END AS root_s,
+                   CASE WHEN i.root_latency_s IS NOT NULL THEN coalesce(i.duration_s, 0)
+                        ELSE coalesce(b.code_s, 0) END AS code_s
+            FROM iterations i LEFT JOIN blocks b ON b.iteration = i.idx WHERE i.run_id = $run
+        ),
+        origin AS (
+            SELECT coalesce((SELECT started_at FROM runs WHERE id = $run), min(started_at)) AS t0 FROM it
+        ),
+        placed AS (
+            SELECT it.*, coalesce(
+                       epoch(it.started_at) - epoch(origin.t0),
+                       coalesce(sum(root_s + code_s) OVER (ORDER BY idx ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                   ) AS start_s
+            FROM it, origin
+        ),
+        subs AS (
+            SELECT c.iteration, epoch(c.started_at) - epoch(origin.t0) AS start_s, coalesce(c.latency_s, 0) AS seconds,
+                   c.error IS NOT NULL AS failed
+            FROM llm_calls c, origin WHERE c.run_id = $run AND c.role = 'sub' AND c.started_at IS NOT NULL
+        ),
+        unplaced AS (
+            SELECT count(*) AS n FROM llm_calls WHERE run_id = $run AND role = 'sub' AND started_at IS NULL
+        )
+        SELECT iteration, phase, start_s, seconds, failed, (SELECT n FROM unplaced) AS unplaced FROM (
+            SELECT idx AS iteration, 0 AS ord, 'root LM' AS phase, start_s, root_s AS seconds, failed FROM placed
+            UNION ALL
+            SELECT idx, 1, 'code', start_s + root_s, code_s, failed FROM placed
+            UNION ALL
+            SELECT iteration, 2, 'sub-LLM calls', start_s, seconds, failed FROM subs
+        ) ORDER BY iteration, ord, start_s
+        """,
+        {"run": run_id},
+    )
+
+
 def child_runs(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     """Nested runs (imported rlms sub-trajectories) under ``run_id``, with the calling iteration."""
     return fetch_df(
@@ -158,9 +244,10 @@ def compare_summary(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> p
         con,
         f"""
         WITH {runs_cte("list_contains($ids, r.id)")}, wanted AS (SELECT unnest($ids) AS id, generate_subscripts($ids, 1) AS pos)
-        SELECT base.id, base.task, base.model, base.engine_label AS engine, base.status, base.correct,
+        SELECT base.id, base.final_answer AS answer, base.expected, base.correct, base.status,
+               base.task, base.model, base.engine_label AS engine,
                base.n_iterations AS iterations, base.n_llm_calls AS llm_calls, base.tokens, base.cost,
-               base.wall_s, base.final_answer, base.question, wanted.pos
+               base.wall_s, base.question, wanted.pos
         FROM wanted JOIN base ON base.id = wanted.id
         ORDER BY wanted.pos
         """,

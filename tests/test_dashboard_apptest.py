@@ -134,8 +134,12 @@ def test_runs_page_lists_filters_and_searches(fixture_db: Path, use_db: UseDb) -
     at.multiselect(key="f_kind").unselect("imported").run()
     at.text_input(key="search").input(KNOWN_CODE_MARKER).run()
     assert not at.exception
-    assert f"1 run(s) contain “{KNOWN_CODE_MARKER}”" in texts(at)
-    assert set(at.dataframe[0].value["link"]) == {f"run_viewer?run={KNOWN_RUN}&iter=2"}
+    # the search narrows the one table (no second table), each run opening at its match
+    assert f"Showing 1 of 1 runs containing “{KNOWN_CODE_MARKER}”." in texts(at)
+    assert len(at.dataframe) == 1
+    table = at.dataframe(key="runs_table").value
+    assert set(table["link"]) == {f"run_viewer?run={KNOWN_RUN}&iter=2"}
+    assert list(table["match"]) == ["code · iteration 2"]
     at.text_input(key="search").input("no such text anywhere").run()
     assert "No iteration's code, reasoning or output contains" in texts(at)
 
