@@ -30,9 +30,11 @@ navigation = st.navigation(
             components.OVERVIEW,
             title="Overview",
             icon=":material/dashboard:",
-            url_path="overview",
+            url_path="home",  # served at the root: the default page's own path is unused
             default=True,
         ),
+        # /overview is the Overview too, not a "Page not found" (hidden: no second menu entry).
+        st.Page(components.OVERVIEW, title="Overview", url_path="overview", visibility="hidden"),
         st.Page(components.RUNS, title="Runs", icon=":material/table_rows:", url_path="runs"),
         st.Page(
             components.RUN_VIEWER, title="Run viewer", icon=":material/slideshow:", url_path="run_viewer"

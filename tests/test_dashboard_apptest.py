@@ -117,6 +117,7 @@ def test_overview_shows_counts_and_marks_simulator_and_imported_runs(fixture_db:
     assert "**4 are simulator runs**" in texts(at) and "**1 are imported**" in texts(at)
     assert [s.value for s in at.subheader] == [
         "Success rate per task and model",
+        "Runs: tokens, time and iterations by verdict",
         "Tokens and cost over time",
         "How runs used their budget",
         "Recent batches",

@@ -1,11 +1,17 @@
 """Compare: two or more runs side by side, iterations aligned row by row.
 
 Runs come from ``compare?runs=ID1,ID2`` (ids or unique prefixes) or the picker.
-Iterations are aligned by index for now (:func:`dashboard.run_queries.aligned_iterations`
-returns an alignment ``step`` so mining can later align by tactic instead).
+Each run's answer and the expected answer come first. Iterations are aligned by
+index for now (:func:`dashboard.run_queries.aligned_iterations` returns an
+alignment ``step`` so mining can later align by tactic instead); a step whose
+code differs between the runs is marked, with the line-by-line difference of the
+first two. Tracebacks keep their line breaks; long code and output fold.
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
 
 import streamlit as st
 
@@ -14,6 +20,7 @@ from dashboard import data
 
 MAX_RUNS = 4
 PICK_KEY = "compare_pick"
+FOLD_LINES = 12  # code longer than this shows its head, the rest in an expander
 
 
 def _requested() -> list[str]:
@@ -44,8 +51,41 @@ def _picker(page: data.PageData, chosen: list[str]) -> None:
     )
 
 
+def _answers(summary: Sequence[ui.Record]) -> None:
+    """Each run's answer against the expected one, first: it is what a comparison is usually for."""
+    for col, run in zip(st.columns(len(summary)), summary, strict=True):
+        with col:
+            verdict = ui.verdict(run["correct"])
+            icon = {"correct": "✅", "wrong": "❌"}.get(verdict, "⚪")
+            st.markdown(f"{icon} **{verdict}** · {run['status']}")
+            st.code(ui.fmt(run["answer"], none="(no answer)"), language="text", wrap_lines=True)
+            st.caption(f"expected: {ui.fmt(run['expected'], none='(none)')}")
+
+
+def _code_differs(codes: Sequence[str | None]) -> bool:
+    present = [c for c in codes if c is not None]
+    return len(present) > 1 and len(set(present)) > 1
+
+
+def _diff(a: str, b: str, names: tuple[str, str]) -> str:
+    return "\n".join(
+        difflib.unified_diff(a.splitlines(), b.splitlines(), fromfile=names[0], tofile=names[1], lineterm="")
+    )
+
+
+def _code(code: str) -> None:
+    lines = code.splitlines()
+    if len(lines) <= FOLD_LINES:
+        st.code(code, language="python")
+        return
+    st.code("\n".join(lines[:FOLD_LINES]), language="python")
+    with st.expander(f"… {len(lines) - FOLD_LINES} more lines"):
+        st.code(code, language="python", line_numbers=True)
+
+
 def _side_by_side(page: data.PageData) -> None:
     summary = page["summary"]
+    _answers(summary.to_dict("records"))
     st.dataframe(
         summary.drop(columns=["pos"]),
         hide_index=True,
@@ -62,9 +102,15 @@ def _side_by_side(page: data.PageData) -> None:
             icon=":material/slideshow:",
         )
     records = page["aligned"].to_dict("records")
+    ids = [str(r) for r in summary["id"]]
     for start in range(0, len(records), width):
         row = records[start : start + width]
-        st.markdown(f"#### Iteration {row[0]['step']}")
+        codes = [None if not it["present"] or ui.missing(it["code"]) else str(it["code"]) for it in row]
+        differs = _code_differs(codes)
+        st.markdown(f"#### Iteration {row[0]['step']}" + (" · :orange[code differs]" if differs else ""))
+        if differs and codes[0] is not None and codes[1] is not None:
+            with st.expander(f"What changed between {ids[0]} and {ids[1]}", icon=":material/difference:"):
+                st.code(_diff(codes[0], codes[1], (ids[0], ids[1])), language="diff")
         for col, it in zip(st.columns(width), row, strict=True):
             with col:
                 if not it["present"]:
@@ -74,17 +120,17 @@ def _side_by_side(page: data.PageData) -> None:
                     f"{it['n_sub_calls']} sub-LLM call(s) · code {ui.fmt(it['duration_s'], '.2f')} s"
                     + (" · SUBMIT" if it["submitted"] else "")
                 )
-                st.code(ui.fmt(it["code"], none=""), language="python")
+                _code(ui.fmt(it["code"], none=""))
                 output = ui.fmt(it["output"], none="")
                 if output:
-                    st.code(
+                    ui.long_text(
                         output
                         + ("\n… (clipped: open the run for all of it)" if it["output_clipped"] else ""),
-                        language="text",
-                        wrap_lines=True,
+                        limit=600,
                     )
                 if not ui.missing(it["error"]):
-                    st.error(ui.clip(str(it["error"]), 500))
+                    st.error("error", icon=":material/error:")
+                    ui.long_text(str(it["error"]), limit=1500, label="traceback")  # line breaks kept
 
 
 def render() -> None:

@@ -1,4 +1,7 @@
-"""Overview: counts, success per task and model, tokens and cost over time, budgets, batches.
+"""Overview: counts (run and iteration errors), success per model and task, per-run
+distributions coloured by verdict, tokens and cost over time, budgets, batches.
+
+No chart is drawn empty: the cost chart appears only when some run's cost is known.
 
 Simulator runs carry "(simulator)" in their model label and imported runs are
 counted apart, so neither passes for a real recorded run.
@@ -20,16 +23,24 @@ def _headline(counts: ui.Record) -> None:
     row1[0].metric("Runs", ui.fmt(counts["runs"], ","))
     row1[1].metric("Success rate", ui.fmt(counts["success_rate"], ".0%"), help="Correct among judged runs.")
     row1[2].metric("Running", ui.fmt(counts["running"], ","))
-    row1[3].metric("Errors", ui.fmt(counts["errors"], ","))
-    row1[4].metric("Tokens", ui.fmt(counts["tokens"], ","))
-    row1[5].metric("Cost", ui.fmt(counts["cost"], ",.4f", none="unknown"))
-    row2 = st.columns(6)
+    row1[3].metric("Run errors", ui.fmt(counts["errors"], ","), help="Runs that ended with status error.")
+    row1[4].metric(
+        "Runs with code errors",
+        ui.fmt(counts["runs_with_code_errors"], ","),
+        help="Runs in which some iteration's code raised (the run may still have recovered).",
+    )
+    row1[5].metric(
+        "Iteration errors", ui.fmt(counts["iteration_errors"], ","), help="Iterations whose code raised."
+    )
+    row2 = st.columns(8)
     row2[0].metric("Tasks", ui.fmt(counts["tasks"], ","))
     row2[1].metric("Models", ui.fmt(counts["models"], ","))
     row2[2].metric("Batches", ui.fmt(counts["batches"], ","))
     row2[3].metric("Iterations", ui.fmt(counts["iterations"], ","))
     row2[4].metric("LLM calls", ui.fmt(counts["llm_calls"], ","))
     row2[5].metric("Sub-LLM calls", ui.fmt(counts["sub_calls"], ","))
+    row2[6].metric("Tokens", ui.fmt(counts["tokens"], ","))
+    row2[7].metric("Cost", ui.fmt(counts["cost"], ",.4f", none="unknown"))
     st.caption(
         f"Of these runs, **{counts['simulator_runs']} are simulator runs** (root model `sim`: synthetic "
         f'traces from the offline simulator, marked "(simulator)") and **{counts["imported_runs"]} are '
@@ -45,6 +56,21 @@ def _success(page: data.PageData) -> None:
     if judged.empty:
         st.info("No run has been judged yet: success rates appear once runs have a correct/wrong verdict.")
     else:
+        models = page["success_models"]
+        st.plotly_chart(
+            px.bar(
+                models,
+                x="success_rate",
+                y="model",
+                orientation="h",
+                text=models["correct"].astype(str) + " / " + models["judged"].astype(str),
+                range_x=[0, 1],
+                title="Per model (correct / judged runs)",
+                labels={"success_rate": "success rate"},
+                height=max(220, 40 * len(models) + 120),
+            ),
+            key="success_model_chart",
+        )
         fig = px.bar(
             judged,
             x="task",
@@ -53,6 +79,7 @@ def _success(page: data.PageData) -> None:
             barmode="group",
             hover_data=["runs", "judged", "correct"],
             range_y=[0, 1],
+            title="Per task and model",
             labels={"success_rate": "success rate"},
         )
         st.plotly_chart(fig, key="success_chart")
@@ -63,11 +90,47 @@ def _success(page: data.PageData) -> None:
     )
 
 
+VERDICT_COLORS = {"correct": "#2ca02c", "wrong": "#d62728", "not judged": "#9e9e9e"}
+
+
+def _distributions(page: data.PageData) -> None:
+    st.subheader("Runs: tokens, time and iterations by verdict")
+    dist = page["distribution"]
+    charts = [(c, t) for c, t in (("tokens", "Tokens per run"), ("wall_s", "Wall time per run (s)"),
+              ("iterations", "Iterations per run")) if dist[c].notna().any()]  # fmt: skip
+    if not charts:
+        st.info("No run reports tokens, time or iterations yet.")
+        return
+    for col, (column, title) in zip(st.columns(len(charts)), charts, strict=True):
+        col.plotly_chart(
+            px.box(
+                dist,
+                x="model",
+                y=column,
+                color="verdict",
+                points="outliers",
+                title=title,
+                color_discrete_map=VERDICT_COLORS,
+                category_orders={"verdict": list(VERDICT_COLORS)},
+                hover_data=["id", "task"],
+            ),
+            key=f"dist_{column}",
+        )
+    st.caption("Each box: the runs of one model with one verdict (newest 20,000 runs).")
+
+
 def _usage(page: data.PageData) -> None:
-    st.subheader("Tokens and cost over time")
     usage = page["usage"]
+    has_cost = bool(page["counts"]["cost"].notna().any())
+    st.subheader("Tokens and cost over time" if has_cost else "Tokens over time")
     if usage.empty:
         st.info("No run has a start time yet.")
+        return
+    if not has_cost:  # no run reports a cost: a chart of zeros would say something false
+        st.plotly_chart(
+            px.bar(usage, x="period", y="tokens", color="model", title="Tokens"), key="tokens_chart"
+        )
+        st.caption("No run reports a cost, so there is no cost chart.")
         return
     left, right = st.columns(2)
     left.plotly_chart(
@@ -136,6 +199,7 @@ def render() -> None:
     ui.freshness(page)
     _headline(counts)
     _success(page)
+    _distributions(page)
     _usage(page)
     _budget(page)
     _batches(page)

@@ -109,13 +109,21 @@ def save_url_state() -> None:
         st.query_params.from_dict(wanted)
 
 
+def _drop_unknown_values(options: pd.DataFrame) -> bool:
+    """Drop filter values (from a URL) that this database does not have; True if any was dropped."""
+    s, dropped = st.session_state, False
+    for key in MULTI_FILTERS:
+        if key in s:
+            allowed = set(_options(options, key))
+            kept = [v for v in s[key] if v in allowed]
+            dropped = dropped or len(kept) != len(s[key])
+            s[key] = kept
+    return dropped
+
+
 def _filters(options: pd.DataFrame) -> None:
     """The filter and sort widgets; :func:`_current_filter` reads their values."""
     s = st.session_state
-    for key in MULTI_FILTERS:  # values from a URL that this database does not have are dropped
-        if key in s:
-            allowed = set(_options(options, key))
-            s[key] = [v for v in s[key] if v in allowed]
     active = sum(bool(s.get(k)) for k in MULTI_FILTERS)
     label = "Filter and sort" + (f" ({active} active)" if active else "")
     with st.expander(label, expanded=bool(active), icon=":material/filter_list:"):
@@ -175,6 +183,8 @@ def render() -> None:
     if not ui.show_state(page):
         return
     options = page["options"]
+    if _drop_unknown_values(options):
+        st.rerun()  # the table was read with them: read it again without
     _filters(options)
     save_url_state()
     if options.empty:
