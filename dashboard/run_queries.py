@@ -39,7 +39,9 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
                base.max_iterations, base.max_sub_calls, base.instance_id,
                base.metadata->>'$.system_prompt_sha256' AS system_prompt_sha256,
                base.parent_run_id, base.parent_call_id, pc.iteration AS parent_iteration,
-               (SELECT count(*) FROM runs k WHERE k.parent_run_id = $run) AS child_runs
+               (SELECT count(*) FROM runs k WHERE k.parent_run_id = $run) AS child_runs,
+               (SELECT count(*) FROM llm_calls e WHERE e.run_id = $run AND (e.metadata->'$.estimated') IS NOT NULL)
+                   AS estimated_calls
         FROM base
         -- run_id in the join lets DuckDB skip llm_calls row groups of other runs
         LEFT JOIN llm_calls pc ON pc.run_id = base.parent_run_id AND pc.id = base.parent_call_id

@@ -130,6 +130,7 @@ def test_a_multi_block_iteration_shows_each_blocks_output_under_its_code(reading
     assert "#### Iteration 0 · ⚠ error" in badges
     assert at.selectbox(key="viewer_iter").options == ["Iteration 0 of 2 · ⚠ error", "Iteration 1 of 2"]
     # the batched calls' figures are estimates, and say so
+    assert {m.label: m.value for m in at.metric}["Tokens"] == "≈256"
     assert "≈ estimated" in badges and any(
         e.label.startswith("#1 · 2025-01-01 10:00:00 line 0") for e in at.expander
     )
@@ -194,4 +195,6 @@ def test_compare_puts_answers_first_and_marks_where_the_code_differs(reading_db:
     assert "#### Iteration 0 · :orange[code differs]" in body
     diff = next(c.value for c in at.code if c.value.startswith(f"--- {ERRORS_RUN}"))
     assert "-n = len(context) // 0" in diff and "+print(len(context))" in diff
-    assert "#### Iteration 2" in body and "#### Iteration 2 · :orange" not in body  # one run only: nothing to diff
+    assert (
+        "#### Iteration 2" in body and "#### Iteration 2 · :orange" not in body
+    )  # one run only: nothing to diff

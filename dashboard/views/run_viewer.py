@@ -94,7 +94,12 @@ def _header(s: ui.Record, children: pd.DataFrame) -> None:
         f"{ui.fmt(s['llm_calls'])} ({ui.fmt(s['sub_calls'])} / {ui.fmt(s['max_sub_calls'], none='–')})",
         help="All calls (sub-calls used / allowed).",
     )
-    c[2].metric("Tokens", ui.fmt(s["tokens"], ","))
+    approx = "≈" if int(s["estimated_calls"] or 0) and not ui.missing(s["tokens"]) else ""
+    c[2].metric(
+        "Tokens",
+        approx + ui.fmt(s["tokens"], ","),
+        help=ESTIMATED_NOTE + " (the total counts that figure once per call)" if approx else None,
+    )
     c[3].metric("Cost", ui.fmt(s["cost"], ",.4f", none="unknown"))
     c[4].metric("Time", f"{ui.fmt(s['wall_s'], '.1f')} s")
     if not ui.missing(s["question"]):
