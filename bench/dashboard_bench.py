@@ -2,7 +2,9 @@
 
 Builds the database through the store API (``synthetic_traces`` from
 ``tests/dashboard_fixtures.py``: 10 iterations per run, 0-2 sub-calls each,
-realistic code / output / reasoning text), then
+realistic code / output / reasoning text; each iteration's code split into two
+code blocks, one iteration in 20 failing in its first block so the second never
+ran — the ``code_blocks`` table filled as an engine would fill it), then
 
 1. times every query function each page runs, 20 times each, under one open
    read-only connection (goal: p95 <= 300 ms each), and each page's whole load
@@ -12,7 +14,7 @@ realistic code / output / reasoning text), then
    (goal: <= 2 s), on runs the server has not cached yet.
 
     python bench/dashboard_bench.py                 # 10,000 runs
-    python bench/dashboard_bench.py --runs 1000     # a quick check
+    python bench/dashboard_bench.py --quick         # a quick check (1,000 runs, 3 viewer samples)
     python bench/dashboard_bench.py --db big.duckdb # reuse (or keep) the database
 
 Prints a table and writes ``bench/results/dashboard_bench.json``.
@@ -21,6 +23,7 @@ Prints a table and writes ``bench/results/dashboard_bench.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -44,6 +47,7 @@ from dashboard import run_queries as rq  # noqa: E402
 from rlmine.store import Store  # noqa: E402
 from rlmine.store.catalog import upsert_batch, upsert_task  # noqa: E402
 from rlmine.store.queries import resolve_run_id  # noqa: E402
+from rlmine.trace import CodeBlock, Iteration, Trace  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dashboard_bench.json"
 GOAL_QUERY_P95_MS = 300.0
@@ -62,6 +66,29 @@ CHROMIUM_ARGS = [
 ]
 
 
+def _blocks(it: Iteration, fail: bool) -> Iteration:
+    """The iteration as two code blocks (setup, then prints); ``fail``: the first raises, the second never runs."""
+    lines = (it.code or "").splitlines()
+    head, tail = "\n".join(lines[:3]), "\n".join(lines[3:]) or "pass"
+    error = "IndexError: list index out of range" if fail else None
+    first = CodeBlock(it.run_id, it.index, 0, head, stdout="", error=error, error_kind="code" if fail else None,
+                      duration_s=0.1)  # fmt: skip
+    second = CodeBlock(it.run_id, it.index, 1, tail, stdout=None if fail else it.stdout,
+                       duration_s=None if fail else 0.2, ran=not fail)  # fmt: skip
+    return dataclasses.replace(
+        it,
+        blocks=(first, second),
+        stdout="" if fail else it.stdout,
+        error=error or it.error,
+        error_kind="code" if fail else it.error_kind,
+    )
+
+
+def with_blocks(trace: Trace) -> Trace:
+    its = tuple(_blocks(it, fail=hash((it.run_id, it.index)) % 20 == 0) for it in trace.iterations)
+    return dataclasses.replace(trace, iterations=its)
+
+
 def build(db: Path, runs: int, iterations: int) -> float:
     """Write the benchmark database; returns seconds taken."""
     started = time.perf_counter()
@@ -73,7 +100,7 @@ def build(db: Path, runs: int, iterations: int) -> float:
         ]
     chunk: list[Any] = []
     for trace in synthetic_traces(runs, iterations, tasks, batches, seed=7):
-        chunk.append(trace)
+        chunk.append(with_blocks(trace))
         if len(chunk) == 500:
             store.save_traces(chunk)
             chunk = []
@@ -91,6 +118,8 @@ def page_queries(
         "overview": {
             "overview_counts": q.overview_counts,
             "success_by_task_model": q.success_by_task_model,
+            "success_by_model": q.success_by_model,
+            "run_distribution (20,000)": q.run_distribution,
             "usage_over_time": q.usage_over_time,
             "budget_usage": q.budget_usage,
             "budget_summary": q.budget_summary,
@@ -99,6 +128,10 @@ def page_queries(
         "runs": {
             "runs_table (all, 5000 shown)": q.runs_table,
             "runs_table (filtered, sorted)": lambda c: q.runs_table(c, filtered),
+            "runs_table (code errors)": lambda c: q.runs_table(c, q.RunFilter(errors=("code errors",))),
+            "runs page with a search (table + snippets)": lambda c: data.runs_frames(
+                c, q.RunFilter(), "svc7: timeout"
+            ),
             "filter_options": q.filter_options,
             "search_runs (common word)": lambda c: q.search_runs(c, "svc7: timeout"),
             "search_runs (no match)": lambda c: q.search_runs(c, "needle-that-is-nowhere"),
@@ -110,6 +143,9 @@ def page_queries(
             "run_iterations": lambda c: rq.run_iterations(c, run_id),
             "sub_calls": lambda c: rq.sub_calls(c, run_id),
             "run_timeline": lambda c: rq.run_timeline(c, run_id),
+            "run_time_axis": lambda c: rq.run_time_axis(c, run_id),
+            "code_blocks": lambda c: rq.code_blocks(c, run_id),
+            "root_messages": lambda c: rq.root_messages(c, run_id),
             "child_runs": lambda c: rq.child_runs(c, run_id),
             "step_labels": lambda c: rq.step_labels(c, run_id),
         },
@@ -195,7 +231,8 @@ def time_viewer(db: Path, run_ids: list[str]) -> list[dict[str, float]]:
             page.add_init_script(f"window.__want = {json.dumps(want)};")
             started = time.perf_counter()
             page.goto(f"{url}/run_viewer?run={rid}")
-            page.get_by_text(want).wait_for(state="visible")
+            # .first visible: the text is also in the (folded) conversation's copy of the reply
+            page.get_by_text(want).filter(visible=True).first.wait_for(state="visible")
             wall = time.perf_counter() - started
             seen = page.evaluate("window.__seen")
             samples.append({"wall_s": wall, "in_page_s": float(seen) / 1000 if seen is not None else wall})
@@ -212,7 +249,10 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=None, help="database to build (or reuse if it exists)")
     parser.add_argument("--viewer-samples", type=int, default=8)
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium measurement")
+    parser.add_argument("--quick", action="store_true", help="1,000 runs and 3 viewer samples")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.viewer_samples = 1000, 3
 
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "dashboard_bench.duckdb"
@@ -220,7 +260,7 @@ def main() -> None:
         with Store(db).reader() as con:
             counts = {
                 t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # type: ignore[index]
-                for t in ("runs", "iterations", "llm_calls")
+                for t in ("runs", "iterations", "code_blocks", "llm_calls")
             }
         n_runs = counts["runs"]
         run_id = f"bench-{n_runs // 2:06d}"
@@ -239,7 +279,8 @@ def main() -> None:
 
     print(
         f"\nDatabase: {counts['runs']:,} runs, {counts['iterations']:,} iterations, "
-        f"{counts['llm_calls']:,} LLM calls" + (f" (built in {build_s:.1f} s)" if build_s else "")
+        f"{counts['code_blocks']:,} code blocks, {counts['llm_calls']:,} LLM calls"
+        + (f" (built in {build_s:.1f} s)" if build_s else "")
     )
     print(f"{'page':<11} {'query':<44} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for r in rows:

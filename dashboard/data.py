@@ -80,22 +80,10 @@ def runs_frames(con: duckdb.DuckDBPyConnection, flt: q.RunFilter, search: str | 
     With a search, each run's link opens it at its first matching iteration, and
     the run carries where the text was found (``match``) and a ``snippet``.
     """
-    text = (search or "").strip()
-    runs = q.runs_table(con, replace(flt, search=text))
-    frames = {"runs": runs, "options": q.filter_options(con)}
-    if text:
-        found = q.search_runs(con, text, limit=max(len(runs), 1) * 2)
-        frames["search"] = found
-        top = found[found["parent_run_id"].isna()][["run_id", "iteration", "field", "snippet", "link"]]
-        merged = runs.merge(top.rename(columns={"run_id": "id", "link": "match_link"}), on="id", how="left")
-        merged["link"] = merged["match_link"].fillna(merged["link"])
-        merged["match"] = (
-            merged["field"].fillna("nested run")
-            + " · iteration "
-            + merged["iteration"].astype("Int64").astype(str).replace("<NA>", "?")
-        )
-        frames["runs"] = merged.drop(columns=["match_link", "field", "iteration"])
-    return frames
+    return {
+        "runs": q.runs_table(con, replace(flt, search=(search or "").strip())),
+        "options": q.filter_options(con),
+    }
 
 
 def viewer_frames(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Frames:

@@ -338,15 +338,13 @@ def runs_table(
         )
     if len(f.errors) == 1:  # both choices: any run
         conditions.append("code_errors > 0" if f.errors[0] == "code errors" else "code_errors = 0")
-    if f.search.strip():
-        conditions.append(
-            "id IN (SELECT coalesce(k.parent_run_id, i.run_id) FROM iterations i JOIN runs k ON k.id = i.run_id"
-            " WHERE i.code ILIKE $pat ESCAPE '\\' OR i.reasoning ILIKE $pat ESCAPE '\\'"
-            " OR i.stdout ILIKE $pat ESCAPE '\\' OR i.stderr ILIKE $pat ESCAPE '\\' OR i.error ILIKE $pat ESCAPE '\\')"
-        )
+    searching = bool(f.search.strip())
+    if searching:
+        conditions.append("hits.hit_run IS NOT NULL")
     direction = "DESC" if f.descending else "ASC"
     params: dict[str, Any] = {
         "pat": _like_pattern(f.search.strip()),
+        "needle": f.search.strip(),
         "tasks": list(f.tasks),
         "models": list(f.models),
         "engines": list(f.engines),
@@ -357,11 +355,13 @@ def runs_table(
         "correct": list(f.correct),
         "limit": int(limit),
     }
+    order = f"{f.sort_by} {direction} NULLS LAST, id {direction}"
     return fetch_df(
         con,
         f"""
         WITH {RUNS_CTE}, {ERRS_CTE},
         kids AS (SELECT parent_run_id AS kid_parent, count(*) AS n FROM runs WHERE parent_run_id IS NOT NULL GROUP BY ALL),
+        {_SEARCH_CTES if searching else _NO_SEARCH_CTE},
         listed AS (
             SELECT id, task, model, engine_label AS engine, status, correct,
                    CASE WHEN correct THEN '✅ correct' WHEN NOT correct THEN '❌ wrong' ELSE '⚪ not judged' END
@@ -375,16 +375,64 @@ def runs_table(
                    n_iterations AS iterations, n_llm_calls AS llm_calls, n_sub_calls AS sub_calls,
                    tokens, cost, wall_s, started_at, batch, kind, is_simulator, is_imported,
                    coalesce(kids.n, 0) AS child_runs, final_answer, error,
-                   'run_viewer?run=' || id AS link
+                   hits.hit_field, hits.hit_iter, coalesce(hits.only_nested, false) AS only_nested,
+                   'run_viewer?run=' || id
+                       || CASE WHEN hits.hit_iter IS NOT NULL AND NOT hits.only_nested
+                               THEN '&iter=' || hits.hit_iter ELSE '' END AS link
             FROM base LEFT JOIN kids ON kids.kid_parent = base.id LEFT JOIN errs ON errs.run_id = base.id
+                 LEFT JOIN hits ON hits.hit_run = base.id
             WHERE {" AND ".join(conditions)}
+        ),
+        shown AS (SELECT *, count(*) OVER () AS total FROM listed ORDER BY {order} LIMIT $limit)
+        SELECT * EXCLUDE (_body), {_SNIPPET if searching else "NULL::VARCHAR"} AS snippet FROM (
+            SELECT shown.* EXCLUDE (hit_field, hit_iter, only_nested),
+                   CASE WHEN shown.only_nested THEN 'nested run'
+                        WHEN shown.hit_iter IS NOT NULL THEN shown.hit_field || ' · iteration ' || shown.hit_iter
+                   END AS match,
+                   CASE shown.hit_field WHEN 'code' THEN i.code WHEN 'reasoning' THEN i.reasoning
+                        WHEN 'output' THEN i.stdout WHEN 'stderr' THEN i.stderr ELSE i.error END AS _body
+            FROM shown LEFT JOIN iterations i
+                 ON i.run_id = shown.id AND i.idx = shown.hit_iter AND NOT shown.only_nested
         )
-        SELECT *, count(*) OVER () AS total FROM listed
-        ORDER BY {f.sort_by} {direction} NULLS LAST, id {direction}
-        LIMIT $limit
+        ORDER BY {order}
         """,
         params,
     )
+
+
+# A search's matches in one pass over the iterations: per run its first matching iteration and
+# field; a nested child run's match counts for its parent (shown as "nested run" when the parent
+# itself has none).
+_SEARCH_CTES = """
+tagged AS (
+    SELECT run_id, idx,
+           CASE WHEN code ILIKE $pat ESCAPE '\\' THEN 'code'
+                WHEN reasoning ILIKE $pat ESCAPE '\\' THEN 'reasoning'
+                WHEN stdout ILIKE $pat ESCAPE '\\' THEN 'output'
+                WHEN stderr ILIKE $pat ESCAPE '\\' THEN 'stderr'
+                WHEN error ILIKE $pat ESCAPE '\\' THEN 'error' END AS field
+    FROM iterations
+),
+hits AS MATERIALIZED (
+    SELECT coalesce(k.parent_run_id, t.run_id) AS hit_run,
+           arg_min(t.field, (k.parent_run_id IS NOT NULL, t.idx)) AS hit_field,
+           arg_min(t.idx, (k.parent_run_id IS NOT NULL, t.idx)) AS hit_iter,
+           bool_and(k.parent_run_id IS NOT NULL) AS only_nested
+    FROM tagged t JOIN runs k ON k.id = t.run_id
+    WHERE t.field IS NOT NULL GROUP BY ALL
+)"""
+_NO_SEARCH_CTE = (
+    "hits AS (SELECT NULL::VARCHAR AS hit_run, NULL::VARCHAR AS hit_field, NULL::INTEGER AS hit_iter, "
+    "NULL::BOOLEAN AS only_nested WHERE false)"
+)
+# A one-line snippet around the first match, for the rows shown only.
+_SNIPPET = """
+    regexp_replace(
+        CASE WHEN strpos(lower(_body), lower($needle)) > 61 THEN '…' ELSE '' END
+        || substr(_body, greatest(strpos(lower(_body), lower($needle)) - 60, 1), length($needle) + 120)
+        || CASE WHEN strpos(lower(_body), lower($needle)) + length($needle) + 60 < length(_body)
+                THEN '…' ELSE '' END,
+        '\\s+', ' ', 'g')"""
 
 
 def filter_options(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

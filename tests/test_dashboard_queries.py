@@ -371,8 +371,17 @@ def test_compare_loader_lists_unknown_ids_and_compares_the_rest(db: Path) -> Non
     assert set(page["aligned"]["run_id"]) == {KNOWN_RUN, WRONG_RUN}
 
 
-def test_runs_loader_adds_search_only_when_asked(db: Path) -> None:
-    assert "search" not in data.load_page(db, "runs", (q.RunFilter(), None)).frames
+def test_runs_loader_narrows_the_table_by_the_search(db: Path) -> None:
+    plain = data.load_page(db, "runs", (q.RunFilter(), None))["runs"]
+    assert plain["match"].isna().all() and plain["snippet"].isna().all()
     page = data.load_page(db, "runs", (q.RunFilter(kinds=("imported",)), "answer"))
     assert list(page["runs"]["id"]) == [IMPORTED_RUN]
-    assert IMPORTED_RUN in set(page["search"]["run_id"])
+    row = page["runs"].iloc[0]
+    assert row["match"] == "code · iteration 1" and "answer" in row["snippet"]
+    assert row["link"] == f"run_viewer?run={IMPORTED_RUN}&iter=1"
+
+
+def test_a_match_only_in_a_nested_run_lists_its_parent(db: Path) -> None:
+    with Store(db).reader() as con:
+        found = q.runs_table(con, q.RunFilter(search="context['records'][:3]"))
+    assert list(found["id"]) == [IMPORTED_RUN] and list(found["match"]) == ["nested run"]
