@@ -364,11 +364,9 @@ def runs_table(
         {_SEARCH_CTES if searching else _NO_SEARCH_CTE},
         listed AS (
             SELECT id, task, model, engine_label AS engine, status, correct,
-                   CASE WHEN correct THEN '✅ correct' WHEN NOT correct THEN '❌ wrong' ELSE '⚪ not judged' END
+                   CASE WHEN correct THEN 'correct' WHEN NOT correct THEN 'wrong' ELSE 'not judged' END
                        AS verdict,
-                   CASE status WHEN 'submitted' THEN '🟢 submitted' WHEN 'running' THEN '🔵 running'
-                       WHEN 'error' THEN '🔴 error' WHEN 'budget_exhausted' THEN '🟠 budget exhausted'
-                       WHEN 'cancelled' THEN '⚫ cancelled' ELSE status END AS status_badge,
+                   replace(status, '_', ' ') AS status_badge,
                    coalesce(errs.n, 0) AS code_errors,
                    regexp_replace(left(question, 160), '\\s+', ' ', 'g') AS question_preview,
                    regexp_replace(left(final_answer, 80), '\\s+', ' ', 'g') AS answer_preview,

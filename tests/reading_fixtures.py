@@ -43,7 +43,9 @@ INDEX_ERROR = "IndexError: list index out of range"
 N_PAGER_CALLS = 150
 
 
-def _root(run_id: str, idx: int, prompt: str, response: str, start: datetime, latency: float | None) -> LLMCall:
+def _root(
+    run_id: str, idx: int, prompt: str, response: str, start: datetime, latency: float | None
+) -> LLMCall:
     return LLMCall(
         id=f"{run_id}.r{idx}",
         run_id=run_id,
@@ -68,7 +70,7 @@ def blocks_trace() -> Trace:
         "print(lines[0].split()[9])",
         "svcs = llm_query_batched([l for l in lines[:2]])\nprint(sorted(set(svcs)), end='')",
     )
-    traceback = f"Traceback (most recent call last):\n  File \"<string>\", line 1, in <module>\n{INDEX_ERROR}\n"
+    traceback = f'Traceback (most recent call last):\n  File "<string>", line 1, in <module>\n{INDEX_ERROR}\n'
     blocks = tuple(
         CodeBlock(
             run_id=rid,
@@ -105,7 +107,9 @@ def blocks_trace() -> Trace:
         duration_s=3.0,
         submitted=True,
         started_at=T0 + timedelta(seconds=7),
-        blocks=(CodeBlock(run_id=rid, iteration=1, index=0, code="print('db')", stdout="db\n", duration_s=0.01),),
+        blocks=(
+            CodeBlock(run_id=rid, iteration=1, index=0, code="print('db')", stdout="db\n", duration_s=0.01),
+        ),
     )
     subs = tuple(
         LLMCall(
@@ -119,7 +123,11 @@ def blocks_trace() -> Trace:
             tokens_in=120,
             tokens_out=8,
             latency_s=0.25,
-            metadata={"block": 2, "batch_size": 2, "estimated": ["tokens_in", "tokens_out", "cost", "latency_s"]},
+            metadata={
+                "block": 2,
+                "batch_size": 2,
+                "estimated": ["tokens_in", "tokens_out", "cost", "latency_s"],
+            },
         )
         for j, svc in enumerate(("api", "db"))
     )
@@ -162,7 +170,9 @@ def _recorded(
     its, calls = [], []
     clock = start
     for idx, (code, stdout, error, kind) in enumerate(cells):
-        calls.append(_root(rid, idx, f"turn {idx}: output so far", f"Step {idx}.\n```python\n{code}\n```", clock, 1.5))
+        calls.append(
+            _root(rid, idx, f"turn {idx}: output so far", f"Step {idx}.\n```python\n{code}\n```", clock, 1.5)
+        )
         n_subs = (subs_at or {}).get(idx, 0)
         for j in range(n_subs):
             calls.append(

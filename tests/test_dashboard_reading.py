@@ -79,10 +79,10 @@ def test_verdict_and_status_read_as_badges_and_imported_runs_show_their_question
     at = open_page(components.RUNS)
     table = at.dataframe(key="runs_table").value.set_index("id")
     assert (
-        table.loc[BLOCKS_RUN, "verdict"] == "⚪ not judged"
-        and table.loc[ERRORS_RUN, "verdict"] == "✅ correct"
+        table.loc[BLOCKS_RUN, "verdict"] == "not judged"
+        and table.loc[ERRORS_RUN, "verdict"] == "correct"
     )
-    assert table.loc[LIVE_RUN, "status_badge"] == "🔵 running"
+    assert table.loc[LIVE_RUN, "status_badge"] == "running"
     assert table.loc[BLOCKS_RUN, "question_preview"] == BLOCKS_QUESTION
     assert table.loc[BLOCKS_RUN, "answer_preview"] == "db" and table.loc[BLOCKS_RUN, "code_errors"] == 1
     at.multiselect(key="f_correct").select("unknown").run()  # shown as "not judged"
@@ -191,7 +191,7 @@ def test_overview_draws_no_cost_chart_when_no_cost_is_known(reading_db: Path) ->
 def test_compare_puts_answers_first_and_marks_where_the_code_differs(reading_db: Path) -> None:
     at = open_page(components.COMPARE, runs=f"{ERRORS_RUN},{PAGER_RUN}")
     body = texts(at)
-    assert body.index("✅ **correct** · submitted") < body.index("#### Iteration 0")
+    assert body.index(":green-background[**correct**] · submitted") < body.index("#### Iteration 0")
     assert "#### Iteration 0 · :orange[code differs]" in body
     diff = next(c.value for c in at.code if c.value.startswith(f"--- {ERRORS_RUN}"))
     assert "-n = len(context) // 0" in diff and "+print(len(context))" in diff

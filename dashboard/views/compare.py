@@ -56,8 +56,8 @@ def _answers(summary: Sequence[ui.Record]) -> None:
     for col, run in zip(st.columns(len(summary)), summary, strict=True):
         with col:
             verdict = ui.verdict(run["correct"])
-            icon = {"correct": "✅", "wrong": "❌"}.get(verdict, "⚪")
-            st.markdown(f"{icon} **{verdict}** · {run['status']}")
+            color = {"correct": "green", "wrong": "red"}.get(verdict, "gray")
+            st.markdown(f":{color}-background[**{verdict}**] · {run['status']}")
             st.code(ui.fmt(run["answer"], none="(no answer)"), language="text", wrap_lines=True)
             st.caption(f"expected: {ui.fmt(run['expected'], none='(none)')}")
 

@@ -54,6 +54,31 @@ COLUMN_CONFIG = {
     "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
 }
 ROW_PX, MAX_ROWS_SHOWN = 35, 25  # the table grows with its rows up to about a screen, then scrolls
+# Badge colours (background, text) of the verdict and status cells.
+BADGES = {
+    "correct": ("#d3f9d8", "#1b6e2d"),
+    "wrong": ("#ffe3e3", "#a61e1e"),
+    "not judged": ("#f1f3f5", "#495057"),
+    "submitted": ("#d3f9d8", "#1b6e2d"),
+    "running": ("#d0ebff", "#1864ab"),
+    "error": ("#ffe3e3", "#a61e1e"),
+    "budget exhausted": ("#fff3bf", "#8f5b00"),
+    "cancelled": ("#e9ecef", "#343a40"),
+}
+
+
+def _badge(value: object) -> str:
+    colors = BADGES.get(str(value))
+    return f"background-color: {colors[0]}; color: {colors[1]}" if colors else ""
+
+
+def _errors_style(value: object) -> str:
+    return (
+        f"color: {BADGES['error'][1]}; font-weight: bold"
+        if isinstance(value, int | float) and value > 0
+        else ""
+    )
+
 
 # Filter widgets: session-state key → (URL parameter, options field or fixed choices).
 MULTI_FILTERS = {
@@ -205,8 +230,11 @@ def render() -> None:
     columns = list(TABLE_COLUMNS)
     if text:
         columns[1:1] = ["match", "snippet"]
+    styled = runs.style.map(_badge, subset=["verdict", "status_badge"]).map(
+        _errors_style, subset=["code_errors"]
+    )
     event = st.dataframe(
-        runs,
+        styled,
         hide_index=True,
         column_order=columns,
         column_config=COLUMN_CONFIG,
