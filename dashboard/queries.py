@@ -381,22 +381,32 @@ def runs_table(
                  LEFT JOIN hits ON hits.hit_run = base.id
             WHERE {" AND ".join(conditions)}
         ),
-        shown AS (SELECT *, count(*) OVER () AS total FROM listed ORDER BY {order} LIMIT $limit)
+        shown AS (
+            SELECT *, count(*) OVER () AS total, row_number() OVER (ORDER BY {order}) AS _rn
+            FROM listed ORDER BY {order} LIMIT $limit
+        ),
+        -- Snippets for the first rows only: a small join lets DuckDB skip most of the iterations' text.
+        matched AS (
+            SELECT i.run_id, i.idx, i.code, i.reasoning, i.stdout, i.stderr, i.error
+            FROM iterations i JOIN (SELECT id, hit_iter FROM shown WHERE _rn <= {SNIPPET_ROWS} AND NOT only_nested) w
+                 ON i.run_id = w.id AND i.idx = w.hit_iter
+        )
         SELECT * EXCLUDE (_body), {_SNIPPET if searching else "NULL::VARCHAR"} AS snippet FROM (
-            SELECT shown.* EXCLUDE (hit_field, hit_iter, only_nested),
+            SELECT shown.* EXCLUDE (hit_field, hit_iter, only_nested, _rn),
                    CASE WHEN shown.only_nested THEN 'nested run'
                         WHEN shown.hit_iter IS NOT NULL THEN shown.hit_field || ' · iteration ' || shown.hit_iter
                    END AS match,
                    CASE shown.hit_field WHEN 'code' THEN i.code WHEN 'reasoning' THEN i.reasoning
                         WHEN 'output' THEN i.stdout WHEN 'stderr' THEN i.stderr ELSE i.error END AS _body
-            FROM shown LEFT JOIN iterations i
-                 ON i.run_id = shown.id AND i.idx = shown.hit_iter AND NOT shown.only_nested
+            FROM shown LEFT JOIN matched i ON i.run_id = shown.id AND i.idx = shown.hit_iter
         )
         ORDER BY {order}
         """,
         params,
     )
 
+
+SNIPPET_ROWS = 300  # rows of a search's result that get a snippet (far more than a screen shows)
 
 # A search's matches in one pass over the iterations: per run its first matching iteration and
 # field; a nested child run's match counts for its parent (shown as "nested run" when the parent

@@ -78,10 +78,7 @@ def test_the_code_error_filter_finds_exactly_the_runs_with_code_errors(reading_d
 def test_verdict_and_status_read_as_badges_and_imported_runs_show_their_question(reading_db: Path) -> None:
     at = open_page(components.RUNS)
     table = at.dataframe(key="runs_table").value.set_index("id")
-    assert (
-        table.loc[BLOCKS_RUN, "verdict"] == "not judged"
-        and table.loc[ERRORS_RUN, "verdict"] == "correct"
-    )
+    assert table.loc[BLOCKS_RUN, "verdict"] == "not judged" and table.loc[ERRORS_RUN, "verdict"] == "correct"
     assert table.loc[LIVE_RUN, "status_badge"] == "running"
     assert table.loc[BLOCKS_RUN, "question_preview"] == BLOCKS_QUESTION
     assert table.loc[BLOCKS_RUN, "answer_preview"] == "db" and table.loc[BLOCKS_RUN, "code_errors"] == 1
@@ -150,9 +147,12 @@ def test_the_sub_call_pager_reaches_the_150th_call(reading_db: Path) -> None:
 
 def test_the_conversation_and_the_system_prompt_are_shown_or_said_missing(reading_db: Path) -> None:
     at = open_page(components.RUN_VIEWER, run=BLOCKS_RUN)
+    assert "System prompt" not in texts(at)  # folded until asked for
+    at.toggle(key="viewer_conversation").set_value(True).run()
     assert "System prompt: only its hash is stored (sha256 `" in texts(at)
     assert BLOCKS_QUESTION in [c.value for c in at.code]  # the first user message, rebuilt
     rec = open_page(components.RUN_VIEWER, run=PAGER_RUN)
+    rec.toggle(key="viewer_conversation").set_value(True).run()
     assert "System prompt: not stored" in texts(rec)
 
 

@@ -336,7 +336,11 @@ def _conversation(page: data.PageData, s: ui.Record) -> None:
     messages = page["messages"]
     if messages.empty:
         return
-    with st.expander("Conversation: system prompt and messages", icon=":material/forum:"):
+    # A toggle, not an expander: an expander's content is built and sent even while folded, and
+    # a long conversation would slow every first render of the viewer.
+    if not st.toggle("Show the conversation: system prompt and messages", key="viewer_conversation"):
+        return
+    with st.container(border=True):
         if not ui.missing(s["system_prompt_sha256"]):
             st.caption(f"System prompt: only its hash is stored (sha256 `{s['system_prompt_sha256']}`).")
         else:
