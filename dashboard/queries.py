@@ -421,13 +421,15 @@ tagged AS (
                 WHEN error ILIKE $pat ESCAPE '\\' THEN 'error' END AS field
     FROM iterations
 ),
+per_run AS (
+    SELECT run_id, arg_min(field, idx) AS field, min(idx) AS idx FROM tagged WHERE field IS NOT NULL GROUP BY run_id
+),
 hits AS MATERIALIZED (
-    SELECT coalesce(k.parent_run_id, t.run_id) AS hit_run,
-           arg_min(t.field, (k.parent_run_id IS NOT NULL, t.idx)) AS hit_field,
-           arg_min(t.idx, (k.parent_run_id IS NOT NULL, t.idx)) AS hit_iter,
+    SELECT coalesce(k.parent_run_id, p.run_id) AS hit_run,
+           arg_min(p.field, (k.parent_run_id IS NOT NULL, p.idx)) AS hit_field,
+           arg_min(p.idx, (k.parent_run_id IS NOT NULL, p.idx)) AS hit_iter,
            bool_and(k.parent_run_id IS NOT NULL) AS only_nested
-    FROM tagged t JOIN runs k ON k.id = t.run_id
-    WHERE t.field IS NOT NULL GROUP BY ALL
+    FROM per_run p JOIN runs k ON k.id = p.run_id GROUP BY ALL
 )"""
 _NO_SEARCH_CTE = (
     "hits AS (SELECT NULL::VARCHAR AS hit_run, NULL::VARCHAR AS hit_field, NULL::INTEGER AS hit_iter, "
