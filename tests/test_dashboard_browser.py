@@ -179,9 +179,13 @@ def test_dashboard_in_chromium_while_a_recorder_writes(tmp_path: Path) -> None:
             stale.get_by_role("button", name="Refresh", exact=True).click()
             expect(stale.get_by_test_id("stMetricValue").first).to_have_text(str(total))
             shot(stale, "overview_after_refresh")
-            page.get_by_label("Search code, reasoning and outputs").fill(f"live_marker_{WRITES - 1}")
+            page.get_by_role("textbox", name="Search code, reasoning and outputs").fill(
+                f"live_marker_{WRITES - 1}"
+            )
             page.keyboard.press("Enter")
-            expect(page.get_by_text(f"1 run(s) contain “live_marker_{WRITES - 1}”")).to_be_visible()
+            expect(
+                page.get_by_text(f"Showing 1 of 1 runs containing “live_marker_{WRITES - 1}”.")
+            ).to_be_visible()
             browser.close()
     finally:
         stop(writer)
