@@ -220,3 +220,15 @@ def test_unknown_files_say_what_they_found_and_what_fits(tmp_path: Path) -> None
     rlms_log = RLMS / "rlm_2025-01-10_09-00-00_a1b2c3d4.jsonl"
     result = CliRunner().invoke(app, ["import", "jsonl", str(rlms_log), "--db", str(tmp_path / "a.duckdb")])
     assert result.exit_code != 0 and "rlmine import rlms" in result.output
+
+
+def test_logs_that_share_their_metadata_line_are_still_different_runs(tmp_path: Path) -> None:
+    # Runs started at once with one configuration can write the same metadata line word for word.
+    first = rlms_multi_block()
+    second = rlms_multi_block()
+    second[1]["response"] = second[1]["response"].replace("Three steps", "Three other steps")
+    logs = [write_jsonl(tmp_path / "a.jsonl", first), write_jsonl(tmp_path / "b.jsonl", second)]
+    db = tmp_path / "a.duckdb"
+    report = import_files(Store.open(db, create=True), "rlms", logs)
+    assert report.runs == 2 and len(set(report.run_ids)) == 2
+    assert len(rows(db, "SELECT id FROM runs WHERE parent_run_id IS NULL")) == 2

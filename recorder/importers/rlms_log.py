@@ -409,7 +409,9 @@ class RunLog:
     iterations: list[IterationEntry] = field(default_factory=list)
     first_line: int | None = None
     last_line: int | None = None
-    # sha256 of the run's first line: its identity, which a log still being written keeps as it grows.
+    # The run's identity, which a log still being written keeps as it grows: the sha256 of its
+    # lines up to and including its first iteration (a metadata line alone is not enough: runs
+    # started with one configuration at once can share it word for word).
     anchor: str | None = None
 
     def add(self, raw: dict[str, Any], line: int | None) -> None:
@@ -430,8 +432,11 @@ class RunLog:
         return went_back or last.answer is not None
 
 
-def _line_sha(raw: bytes) -> str:
-    return hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()
+def _chain(anchor: str | None, raw: bytes) -> str:
+    """``anchor`` extended by one line (the line's own bytes, without its line ending)."""
+    digest = hashlib.sha256((anchor or "").encode())
+    digest.update(raw.rstrip(b"\r\n"))
+    return digest.hexdigest()
 
 
 def read_runs(path: Path, reader: LineReader) -> list[RunLog]:
@@ -451,7 +456,7 @@ def read_runs(path: Path, reader: LineReader) -> list[RunLog]:
                 hint=hint_for(entry, "rlms"),
             )
         if current.first_line is None:
-            current.first_line, current.anchor = number, _line_sha(raw_line)
+            current.first_line = number
         fresh = kind != "iteration" and bool(current.iterations)
         if fresh or (kind == "iteration" and current.starts_new_run(entry)):
             runs.append(current)
@@ -459,8 +464,9 @@ def read_runs(path: Path, reader: LineReader) -> list[RunLog]:
                 metadata=current.metadata,
                 metadata_time=current.metadata_time,
                 first_line=number,
-                anchor=_line_sha(raw_line),
             )
+        if not current.iterations:  # up to and including the run's first iteration
+            current.anchor = _chain(current.anchor, raw_line)
         try:
             if kind == "metadata":
                 current.metadata = {k: v for k, v in entry.items() if k not in ("type", "timestamp")}
