@@ -119,7 +119,7 @@ def _block_row(run_id: str, index: int, k: int, block: Block) -> Row:
         "error_kind": error_kind(block.error) if block.error else None,
         "duration_s": block.execution_time,
         "ran": True,  # rlms runs every block of a reply, also after one fails
-        "metadata": dumps({"locals": block.locals}) if block.locals else "{}",
+        "metadata": "{}",  # the locals are the iteration's (merged): not repeated per block
     }
 
 
