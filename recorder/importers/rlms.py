@@ -466,7 +466,7 @@ class RlmsImporter:
         reader = LineReader(path, opts.max_line_bytes)
         logs = read_runs(path, reader)
         for ordinal, log in enumerate(logs):
-            # Keyed by the run's first line, not the file's hash: a log imported while its run was
+            # Keyed by the run's lines up to its first iteration, not the file's hash: a log imported while its run was
             # still being written, then again when finished, stays one run.
             source = Source(f"rlms:{log.anchor}:{ordinal}", reader.sha256, path.name, ordinal)
             try:
