@@ -37,6 +37,8 @@ import signal
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
@@ -48,6 +50,8 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 MB = 1 << 20
+HOSTNAME = b"rlmine-sandbox"
+NOBODY = 65534  # the unprivileged uid and gid workers run as when the recorder is root
 
 
 @functools.cache
@@ -59,7 +63,7 @@ def preload() -> None:
     """Resolve the libc functions used here (the fork-server template does it once for all)."""
     if sys.platform.startswith("linux"):
         libc = _libc()
-        for name in ("prctl", "unshare", "mount", "capset"):
+        for name in ("prctl", "unshare", "mount", "capset", "sethostname"):
             getattr(libc, name)
 
 
@@ -130,7 +134,7 @@ def enter_namespaces(mode: str, isolate_network: bool, close_in_parent: tuple[in
     if mode == "off" or not sys.platform.startswith("linux"):
         return []
     libc = _libc()
-    flags = CLONE_NEWPID | CLONE_NEWNS | (CLONE_NEWNET if isolate_network else 0)
+    flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (CLONE_NEWNET if isolate_network else 0)
     applied: list[str] = []
     if mode == "auto" and libc.unshare(flags) == 0:
         pass
@@ -140,6 +144,9 @@ def enter_namespaces(mode: str, isolate_network: bool, close_in_parent: tuple[in
         return []
     if isolate_network:
         applied.append("netns")
+    if libc.sethostname(HOSTNAME, len(HOSTNAME)) == 0:
+        applied.append("utsns")
+    applied.append("ipcns")
     pid = os.fork()
     if pid:
         _relay_child(pid, close_in_parent)
@@ -190,8 +197,9 @@ def _has_capabilities() -> bool:
     return os.geteuid() == 0
 
 
-def drop_privileges() -> list[str]:
-    """No new privileges through exec; drop every capability (root). Returns what applied."""
+def drop_privileges(switch_to: int | None = None) -> list[str]:
+    """No new privileges through exec; drop every capability; then, as root, become uid and
+    gid ``switch_to`` with no supplementary groups. Returns what applied."""
     if not sys.platform.startswith("linux"):
         return []
     libc = _libc()
@@ -204,9 +212,20 @@ def drop_privileges() -> list[str]:
                 last_cap = int(handle.read())
         except (OSError, ValueError):
             last_cap = 40
-        for cap in range(last_cap + 1):
+        for cap in range(last_cap + 1):  # needs CAP_SETPCAP: before the uid switch clears it
             libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
         libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        if switch_to is not None and os.geteuid() == 0:
+            try:
+                os.setgroups([])
+                os.setresgid(switch_to, switch_to, switch_to)
+                os.setresuid(switch_to, switch_to, switch_to)  # clears every capability
+                applied.append(f"uid={switch_to}")
+            except OSError:
+                pass
+            # A change of uid clears the parent-death signal: set it again, so the worker
+            # still dies with the process that relays its exit status.
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
         data = (ctypes.c_uint32 * 6)()
         if libc.capset(header, data) == 0:
