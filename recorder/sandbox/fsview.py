@@ -102,9 +102,7 @@ def _tmpfs(target: str, size_mb: int, mode: int, uid: int, gid: int, inodes: int
 def python_paths() -> list[str]:
     """The interpreter's prefixes and the site-packages directories on ``sys.path``."""
     paths = {sys.base_prefix, sys.prefix, sys.exec_prefix, sys.base_exec_prefix}
-    paths.update(
-        entry for entry in sys.path if os.path.basename(entry) in ("site-packages", "dist-packages")
-    )
+    paths.update(entry for entry in sys.path if os.path.basename(entry) in ("site-packages", "dist-packages"))
     return sorted(p for p in paths if p and os.path.isdir(p) and not p.startswith("/usr/"))
 
 

@@ -7,23 +7,25 @@ user-controlled runs before these steps, so the effect is the same. In order:
 1. join the host-made pids cgroup (``pids.max`` = max_processes; root only);
 2. Linux namespaces, when permitted: a new network namespace (no interfaces: even loopback
    is down), a new PID namespace (the host and other sandboxes are invisible and cannot be
-   signalled; when its first process dies the kernel kills every process in it) and a
-   private mount namespace with a fresh ``/proc`` (so ``/proc/<host pid>/environ`` does not
-   exist). As root the worker unshares directly; otherwise through a user namespace mapping
-   its own uid. A PID namespace only applies to children, so the worker forks once: the
-   parent waits and relays the exit status, the child carries on as the worker;
+   signalled; when its first process dies the kernel kills every process in it), new UTS
+   and IPC namespaces (its own host name, ``rlmine-sandbox``, and System V IPC) and a
+   private mount namespace. As root the worker unshares directly; otherwise through a
+   user namespace mapping its own uid. A PID namespace only applies to children, so the
+   worker forks once: the parent waits and relays the exit status, the child carries on
+   as the worker, and then builds its private filesystem view
+   (:mod:`recorder.sandbox.fsview`, with a fresh ``/proc``);
 3. rlimits: file size, no core files, and — when not root — the number of processes of
    the uid (root is exempt from RLIMIT_NPROC in the kernel, hence the cgroup and the
    in-process guards of :mod:`recorder.sandbox.guards`);
 4. after the context is loaded, the address-space limit (sized to fit the context);
-5. ``PR_SET_NO_NEW_PRIVS`` and, when the worker holds capabilities (root), dropping all of
-   them including the bounding set, so user code cannot raise the rlimits back, leave the
-   namespaces or regain privileges through ``execve``.
+5. ``PR_SET_NO_NEW_PRIVS``, dropping every capability including the bounding set and, when
+   started as root inside the private view, becoming uid/gid 65534 (nobody) with no
+   supplementary groups — so user code cannot raise the rlimits back, leave the
+   namespaces, write cgroup files or read root's files.
 
-Every step is best effort and reported in the worker's ``isolation`` record.
-Known limits: as root without capabilities the worker still owns root's files (it can
-read anything root can, e.g. the repository), and Unix sockets on the filesystem remain
-reachable; run rlmine as an unprivileged user for a tighter box.
+Every step is best effort and reported in the worker's ``isolation`` record. Without the
+view (``view=False``, or where mount namespaces are not allowed) the worker keeps the
+recorder's uid and sees its files.
 """
 
 from __future__ import annotations
@@ -129,12 +131,25 @@ def _relay_child(pid: int, close_fds: tuple[int, ...]) -> None:
     os._exit(128 - code if code < 0 else code)
 
 
-def enter_namespaces(mode: str, isolate_network: bool, close_in_parent: tuple[int, ...]) -> list[str]:
-    """Enter new namespaces (see module doc); returns the names of those applied."""
+def mount_fresh_proc() -> bool:
+    """Make the mount tree private and mount this PID namespace's own ``/proc`` over the host's."""
+    libc = _libc()
+    private = libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) == 0
+    return private and bool(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) == 0)
+
+
+def enter_namespaces(
+    mode: str, isolate_network: bool, close_in_parent: tuple[int, ...], mount_proc: bool = True
+) -> list[str]:
+    """Enter new namespaces (see module doc); returns the names of those applied.
+
+    ``mount_proc`` False leaves ``/proc`` to the caller (the private view mounts its own)."""
     if mode == "off" or not sys.platform.startswith("linux"):
         return []
     libc = _libc()
-    flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (CLONE_NEWNET if isolate_network else 0)
+    flags = (
+        CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (CLONE_NEWNET if isolate_network else 0)
+    )
     applied: list[str] = []
     if mode == "auto" and libc.unshare(flags) == 0:
         pass
@@ -152,8 +167,7 @@ def enter_namespaces(mode: str, isolate_network: bool, close_in_parent: tuple[in
         _relay_child(pid, close_in_parent)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     applied.append("pidns")
-    private = libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) == 0
-    if private and libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) == 0:
+    if mount_proc and mount_fresh_proc():
         applied.append("proc")
     return applied
 

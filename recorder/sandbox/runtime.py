@@ -37,6 +37,7 @@ from recorder.sandbox.protocol import (
     write_encoded,
     write_frame,
 )
+
 MAX_TRACEBACK_FRAMES = 8
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 

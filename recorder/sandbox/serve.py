@@ -31,7 +31,13 @@ def _confine(settings: dict[str, Any], fds: tuple[int, int]) -> dict[str, str]:
     nproc = None if root else isolation.count_user_tasks(os.getuid()) + int(settings["max_processes"])
     in_cgroup = isolation.join_cgroup(settings.get("cgroup"))
     isolate_network = not settings["network"]
-    namespaces = isolation.enter_namespaces(settings["namespaces"], isolate_network, fds)
+    view = bool(settings.get("view", True))
+    namespaces = isolation.enter_namespaces(settings["namespaces"], isolate_network, fds, not view)
+    record["view"] = _enter_view(settings, namespaces) if view else "host"
+    if record["view"].startswith("private"):
+        namespaces.append("proc")  # the view has its own /proc
+    elif view and "pidns" in namespaces and isolation.mount_fresh_proc():
+        namespaces.append("proc")
     isolation.apply_rlimits(int(settings["file_size_limit_mb"]), nproc)
     process_limits = [
         name for name, on in (("cgroup-pids", in_cgroup), ("rlimit-nproc", nproc is not None)) if on
@@ -45,7 +51,6 @@ def _confine(settings: dict[str, Any], fds: tuple[int, int]) -> dict[str, str]:
         record["network"] = "allowed"
     record["files"] = f"rlimit-fsize={settings['file_size_limit_mb']}MB"
     record["host"] = "+".join(name for name in namespaces if name in ("utsns", "ipcns")) or "shared"
-    record["view"] = _enter_view(settings, namespaces)
     return record
 
 
@@ -58,8 +63,6 @@ def _worker_ids(namespaces: list[str]) -> tuple[int, int]:
 
 def _enter_view(settings: dict[str, Any], namespaces: list[str]) -> str:
     """Build the private filesystem view (:mod:`recorder.sandbox.fsview`) when asked and possible."""
-    if not settings.get("view", True):
-        return "host"
     if "pidns" not in namespaces:
         return "host (no mount and PID namespaces here)"
     uid, gid = _worker_ids(namespaces)
