@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,7 @@ from recorder.lm.base import LM
 from recorder.lm.registry import make_lm
 from recorder.tasks import InstanceSpec, TaskSpec, load_task
 from rlmine.ids import new_id
-from rlmine.store import Store
+from rlmine.store import Store, claim_slots, release_claims
 from rlmine.store.catalog import InstanceRow, upsert_batch, upsert_instances, upsert_task
 from rlmine.store.owners import current_owner, owner_alive
 from rlmine.store.rows import call_row, iteration_row, label_row, run_row, trace_rows
@@ -71,7 +72,9 @@ class Slot:
 
 @dataclass(frozen=True)
 class BatchEvent:
-    kind: Literal["planned", "started", "finished"]
+    """``skipped``: another recorder claimed the slot first (it runs it, not us)."""
+
+    kind: Literal["planned", "started", "finished", "skipped"]
     slot: Slot | None = None
     run: Run | None = None
     total: int = 0
@@ -87,6 +90,11 @@ class BatchResult:
     skipped: int
     runs: list[Run] = field(default_factory=list)
     cancelled: bool = False
+    elsewhere: int = 0  # slots another recorder claimed while this one ran
+
+    @property
+    def failed(self) -> int:
+        return sum(run.status == "error" for run in self.runs)
 
     @property
     def by_status(self) -> dict[str, int]:
@@ -213,6 +221,57 @@ def _prepare(
     return task_id, batch_id, done
 
 
+class SlotClaims:
+    """Hands this recorder's threads their next slot, claiming slots in the database a few at
+    a time (:mod:`rlmine.store.claims`): a slot another recorder claimed first is skipped."""
+
+    def __init__(
+        self,
+        store: Store,
+        batch_id: str,
+        slots: Sequence[Slot],
+        chunk: int,
+        make_run: Callable[[Slot], Run],
+        on_skip: Callable[[Slot], None],
+    ) -> None:
+        self._store, self._batch_id, self._chunk, self._make_run = store, batch_id, chunk, make_run
+        self._on_skip = on_skip
+        self._pending = deque(slots)
+        self._claimed: deque[tuple[Slot, Run]] = deque()
+        self._lock = threading.Lock()
+        self.elsewhere: list[Slot] = []
+
+    def next(self) -> tuple[Slot, Run] | None:
+        with self._lock:
+            while not self._claimed and self._pending:
+                chunk = [self._pending.popleft() for _ in range(min(self._chunk, len(self._pending)))]
+                runs = {slot.key: (slot, self._make_run(slot)) for slot in chunk}
+                with self._store.writer() as con:
+                    won = set(
+                        claim_slots(con, self._batch_id, {k: run_row(r) for k, (_s, r) in runs.items()})
+                    )
+                self._claimed.extend(runs[key] for key in runs if key in won)
+                for slot in chunk:
+                    if slot.key not in won:
+                        self.elsewhere.append(slot)
+                        self._on_skip(slot)
+            return self._claimed.popleft() if self._claimed else None
+
+    def give_back(self, item: tuple[Slot, Run]) -> None:
+        """A claimed slot this recorder will not start after all (released at the end)."""
+        with self._lock:
+            self._claimed.appendleft(item)
+
+    def release_unstarted(self) -> None:
+        """Delete the claims of slots this recorder will not start (it was cancelled)."""
+        with self._lock:
+            ids = [run.id for _slot, run in self._claimed]
+            self._claimed.clear()
+        if ids:
+            with self._store.writer() as con:
+                release_claims(con, ids)
+
+
 def _score(task: TaskSpec, inst: InstanceSpec, trace: Trace) -> Run:
     run = trace.run
     if run.status == "cancelled":
@@ -258,12 +317,9 @@ def record(
     lock = threading.Lock()
     spool = SpoolWriter(store, flush_interval_s=opts.flush_interval_s)
 
-    def one(slot: Slot) -> None:
-        if cancel.is_set():
-            return
-        emit(BatchEvent("started", slot=slot))
+    def make_run(slot: Slot) -> Run:
         inst = slot.instance
-        template = Run(
+        return Run(
             id=new_id(),
             engine="rlmine",
             status="running",
@@ -272,9 +328,23 @@ def record(
             batch_id=batch_id,
             slot_key=slot.key,
             owner=owner,
+            root_model=slot.model,
             expected=json.dumps(inst.expected, ensure_ascii=False, default=str),
             params={"repeat": slot.repeat, "split": inst.split},
         )
+
+    claims = SlotClaims(
+        store,
+        batch_id,
+        todo,
+        max(4, opts.concurrency),
+        make_run,
+        lambda slot: emit(BatchEvent("skipped", slot=slot)),
+    )
+
+    def one(slot: Slot, template: Run) -> None:
+        emit(BatchEvent("started", slot=slot))
+        inst = slot.instance
         observer = SpoolObserver(spool)
         try:
             template = replace(template, context=inst.context_ref(spec))
@@ -309,15 +379,28 @@ def record(
             result.runs.append(final.run)
         emit(BatchEvent("finished", slot=slot, run=final.run))
 
+    def worker() -> None:
+        while not cancel.is_set():
+            item = claims.next()
+            if item is None:
+                return
+            if cancel.is_set():
+                claims.give_back(item)
+                return
+            one(*item)
+
     try:
-        with ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="rlm-run") as pool:
-            for future in [pool.submit(one, s) for s in todo]:
+        workers = max(1, min(opts.concurrency, len(todo)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rlm-run") as pool:
+            for future in [pool.submit(worker) for _ in range(workers)]:
                 future.result()
     finally:
+        claims.release_unstarted()
         spool.close()
         for lm in (*roots.values(), *subs.values()):
             close = getattr(lm, "close", None)
             if callable(close):
                 close()
     result.cancelled = cancel.is_set()
+    result.elsewhere = len(claims.elsewhere)
     return result

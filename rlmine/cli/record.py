@@ -104,6 +104,7 @@ def record_cmd(
                 "skipped": result.skipped,
                 "by_status": result.by_status,
                 "cancelled": result.cancelled,
+                "elsewhere": result.elsewhere,
                 "runs": [r.id for r in result.runs],
             }
         )
@@ -111,6 +112,10 @@ def record_cmd(
         if result.skipped:
             out.print(
                 f"Resumed batch {result.batch_name}: {result.skipped} of {result.planned} runs were already done."
+            )
+        if result.elsewhere:
+            out.print(
+                f"{result.elsewhere} of {result.planned} runs were claimed by another recorder working on this batch."
             )
         if result.runs:
             out.print(summary_table(result))

@@ -19,12 +19,13 @@ import duckdb
 from rlmine import __version__
 from rlmine.config import DEFAULT_DB
 from rlmine.errors import SchemaTooNewError, StoreError
+from rlmine.store.claims import claim_slots, release_claims
 from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error
 from rlmine.store.migrations import LATEST_VERSION, apply_migrations, current_version, foreign_tables
 from rlmine.store.writes import save_traces
 from rlmine.trace import Trace
 
-__all__ = ["Store"]
+__all__ = ["Store", "claim_slots", "release_claims"]
 
 _DUCKDB_MAGIC = b"DUCK"
 
