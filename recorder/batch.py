@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -26,6 +26,7 @@ from recorder.engine import EngineOptions, answer_value, run_rlm
 from recorder.lm.base import LM
 from recorder.lm.registry import make_lm
 from recorder.tasks import InstanceSpec, TaskSpec, load_task
+from rlmine.errors import UserError
 from rlmine.ids import new_id
 from rlmine.store import Store, claim_slots, release_claims
 from rlmine.store.catalog import InstanceRow, upsert_batch, upsert_instances, upsert_task
@@ -285,6 +286,19 @@ def _score(task: TaskSpec, inst: InstanceSpec, trace: Trace) -> Run:
     return replace(run, score=float(result.score), correct=bool(result.correct))
 
 
+def _split_counts(spec: TaskSpec) -> str:
+    counts = Counter(inst.split for inst in spec.instances)
+    return ", ".join(f"{split} ({n})" for split, n in counts.items()) or "none: the task lists no instances"
+
+
+def _close_lms(*groups: dict[str, LM]) -> None:
+    for group in groups:
+        for lm in group.values():
+            close = getattr(lm, "close", None)
+            if callable(close):
+                close()
+
+
 def record(
     task: TaskSpec | str | Path,
     *,
@@ -297,21 +311,33 @@ def record(
     """Record a batch of runs of ``task`` into the database ``db``."""
     opts = options or RecordOptions()
     spec = task if isinstance(task, TaskSpec) else load_task(Path(task))
-    store = db if isinstance(db, Store) else Store.open(Path(db), create=True)
+    # Preflight: everything that can be checked is checked before anything is written
+    # (a bad value must not leave a task, instances or an empty batch behind).
+    slots = plan_slots(spec, opts)
+    if not slots:
+        raise UserError(
+            f"nothing to record: task {spec.name!r} has no {opts.split} instances",
+            f"--split all, or one of: {_split_counts(spec)}",
+        )
+    lm_kw = {"api_base": opts.api_base, "api_key_env": opts.api_key_env, **opts.lm_options}
+    roots = {m: lm_factory(m, role="root", **lm_kw) for m in opts.models}
+    subs = {m: lm_factory(opts.sub_model or m, role="sub", **lm_kw) for m in opts.models}
+    try:
+        store = db if isinstance(db, Store) else Store.open(Path(db), create=True)
+    except BaseException:
+        _close_lms(roots, subs)
+        raise
     cancel = cancel or threading.Event()
     name = opts.batch or default_batch_name(spec, opts)
-    slots = plan_slots(spec, opts)
     task_id, batch_id, done = _prepare(store, spec, opts, name, slots)
     todo = [s for s in slots if s.key not in done]
     result = BatchResult(batch_id, name, task_id, planned=len(slots), skipped=len(slots) - len(todo))
     emit = on_event or (lambda _e: None)
     emit(BatchEvent("planned", total=len(slots), skipped=result.skipped))
     if not todo:
+        _close_lms(roots, subs)
         return result
 
-    lm_kw = {"api_base": opts.api_base, "api_key_env": opts.api_key_env, **opts.lm_options}
-    roots = {m: lm_factory(m, role="root", **lm_kw) for m in opts.models}
-    subs = {m: lm_factory(opts.sub_model or m, role="sub", **lm_kw) for m in opts.models}
     budget = spec.budget.merged(opts.budget)
     owner = current_owner()
     lock = threading.Lock()
@@ -397,10 +423,7 @@ def record(
     finally:
         claims.release_unstarted()
         spool.close()
-        for lm in (*roots.values(), *subs.values()):
-            close = getattr(lm, "close", None)
-            if callable(close):
-                close()
+        _close_lms(roots, subs)
     result.cancelled = cancel.is_set()
     result.elsewhere = len(claims.elsewhere)
     return result

@@ -20,7 +20,7 @@ from rlmine import __version__
 from rlmine.config import DEFAULT_DB
 from rlmine.errors import SchemaTooNewError, StoreError
 from rlmine.store.claims import claim_slots, release_claims
-from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error
+from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error, write_lock
 from rlmine.store.migrations import LATEST_VERSION, apply_migrations, current_version, foreign_tables
 from rlmine.store.writes import save_traces
 from rlmine.trace import Trace
@@ -160,7 +160,7 @@ class Store:
     @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection inside one transaction (commit on success)."""
-        with self._connect(read_only=False) as con:
+        with write_lock(self.path), self._connect(read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
