@@ -135,7 +135,9 @@ def mount_fresh_proc() -> bool:
     """Make the mount tree private and mount this PID namespace's own ``/proc`` over the host's."""
     libc = _libc()
     private = libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) == 0
-    return private and bool(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) == 0)
+    return private and bool(
+        libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) == 0
+    )
 
 
 def enter_namespaces(
