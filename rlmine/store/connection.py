@@ -79,7 +79,7 @@ def connect(
             if time.monotonic() >= deadline:
                 raise DatabaseBusyError(
                     f"{path} stayed locked by another process for {busy_timeout_s:.0f}s",
-                    "again when the other rlmine command has finished, or raise --busy-timeout",
+                    "again when the other rlmine command has finished (or raise busy_timeout_s in Python)",
                 ) from exc
         time.sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 0.25)
