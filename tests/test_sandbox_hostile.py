@@ -387,3 +387,31 @@ def test_the_readme_table_names_every_attack() -> None:
     for attack in ATTACKS:
         assert attack.name in rows, f"README isolation table lacks {attack.name!r}"
         assert rows[attack.name].count("contained") == 2, rows[attack.name]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_view_still_serves_ordinary_work(mode: str, tmp_path: Path) -> None:
+    """Contained is not broken: devices, scratch and /tmp files, imports, the context all work."""
+    context = tmp_path / "ctx.txt"
+    context.write_text("line one\nline two\n")
+    code = """
+import json, os, tempfile, collections
+open('notes.txt', 'w').write('kept')
+with tempfile.NamedTemporaryFile('w', delete=False) as f:
+    f.write('tmp')
+with open('/dev/null', 'w') as null:
+    null.write('x')
+print(len(os.urandom(8)), len(open('/dev/urandom', 'rb').read(4)), open('/dev/zero', 'rb').read(2))
+print(open('notes.txt').read(), open(f.name).read(), os.getcwd() == os.environ['HOME'])
+print(len(context.splitlines()), sorted(os.listdir('/')))
+"""
+    with _box(mode, context_path=str(context)) as box:
+        result = box.execute(code)
+        assert box.isolation["view"].startswith("private"), box.isolation
+    assert result.error is None, result.error
+    lines = result.stdout.splitlines()
+    assert lines[0] == "8 4 b'\\x00\\x00'"
+    assert lines[1] == "kept tmp True"
+    top = set(lines[2].split(" ", 1)[1].strip("[]").replace("'", "").split(", "))
+    assert lines[2].startswith("2 ") and {"usr", "proc", "dev", "tmp"} <= top
+    assert not top & {"home", "var", "srv", "opt", "boot", "sys", "run", "mnt"}  # not the host's root

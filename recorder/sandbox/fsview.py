@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import stat
 import sys
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -78,8 +79,9 @@ def _locked_flags(path: str) -> int:
     return sum(ms for st, ms in _ST_TO_MS if flag & st)
 
 
-def _bind(source: str, target: str, writable: bool = False) -> None:
-    """Bind ``source`` at ``target`` (created as an empty file or directory), read-only unless asked."""
+def _bind(source: str, target: str, writable: bool = False, device: bool = False) -> None:
+    """Bind ``source`` at ``target`` (created as an empty file or directory), read-only unless
+    asked, nodev unless it is a ``device`` node."""
     if os.path.isdir(source):
         os.makedirs(target, exist_ok=True)
     else:
@@ -87,10 +89,23 @@ def _bind(source: str, target: str, writable: bool = False) -> None:
         with contextlib.suppress(FileExistsError):
             os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     _mount(source, target, None, MS_BIND | MS_REC)
-    flags = _locked_flags(target) | MS_NOSUID | MS_NODEV
+    flags = _locked_flags(target) | MS_NOSUID | (0 if device else MS_NODEV)
     if not writable:
         flags |= MS_RDONLY
     _mount(None, target, None, MS_REMOUNT | MS_BIND | flags)
+
+
+def _device(source: str, target: str, mknod: bool) -> None:
+    """The same device node: made with mknod as real root (one call), else bound (a user
+    namespace may create nodes, but its tmpfs is nodev: they would not open)."""
+    if mknod:
+        try:
+            os.mknod(target, 0o666 | stat.S_IFCHR, os.stat(source).st_rdev)
+            os.chmod(target, 0o666)  # mknod honours the umask
+            return
+        except OSError:
+            pass
+    _bind(source, target, writable=True, device=True)
 
 
 def _tmpfs(target: str, size_mb: int, mode: int, uid: int, gid: int, inodes: int) -> None:
@@ -103,7 +118,8 @@ def python_paths() -> list[str]:
     """The interpreter's prefixes and the site-packages directories on ``sys.path``."""
     paths = {sys.base_prefix, sys.prefix, sys.exec_prefix, sys.base_exec_prefix}
     paths.update(entry for entry in sys.path if os.path.basename(entry) in ("site-packages", "dist-packages"))
-    return sorted(p for p in paths if p and os.path.isdir(p) and not p.startswith("/usr/"))
+    found = sorted(p for p in paths if p and os.path.isdir(p) and not p.startswith("/usr/"))
+    return [p for p in found if not any(_under(p, q) for q in found if q != p)]  # nested: one bind
 
 
 def _under(path: str, parent: str) -> bool:
@@ -117,12 +133,14 @@ def build_view(
     tmp_mb: int,
     uid: int,
     gid: int,
+    in_userns: bool = False,
 ) -> None:
     """Replace this process's root with the private view (module doc); raises ViewError.
 
     Call in a private mount namespace, inside a new PID namespace (for ``/proc``). ``workdir``
     (an empty directory the host made) becomes the mount point of the new root, then the
     scratch tmpfs at the same path inside it; ``uid``/``gid`` own the writable mounts.
+    ``in_userns``: this process is in a user namespace (device nodes are bound, not made).
     """
     workdir = os.path.realpath(workdir)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -140,9 +158,11 @@ def build_view(
     _tmpfs(inside("/tmp"), tmp_mb, 0o1777, uid, gid, 4096)  # before the scratch: it may lie under /tmp
     _tmpfs(inside(workdir), scratch_mb, 0o700, uid, gid, 65536)
     os.makedirs(inside("/dev"), exist_ok=True)
-    _mount("tmpfs", inside("/dev"), "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=755")
+    _mount(
+        "tmpfs", inside("/dev"), "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=755"
+    )  # not nodev: mknod
     for name in _DEVICES:
-        _bind(f"/dev/{name}", inside(f"/dev/{name}"), writable=True)
+        _device(f"/dev/{name}", inside(f"/dev/{name}"), not in_userns)
     _tmpfs(inside("/dev/shm"), tmp_mb, 0o1777, uid, gid, 4096)
     # Binds last: a context or a virtualenv may lie under /tmp, mounted just above.
     binds = [p for p in (*_ETC_FILES, *python_paths()) if os.path.exists(p)]

@@ -74,6 +74,7 @@ def _enter_view(settings: dict[str, Any], namespaces: list[str]) -> str:
             int(settings["tmp_limit_mb"]),
             uid,
             gid,
+            "userns" in namespaces,
         )
     except OSError as exc:
         return f"host (view failed: {exc})"
