@@ -7,9 +7,11 @@ Real processes, a real database, models over loopback HTTP (as in test_record_cl
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,15 +24,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "scripts"))
 
 from recorder_fakes import counting_root, write_task
 
-from recorder.lm.base import LM
+from recorder.lm.base import LM, Message
 from recorder.lm.registry import make_lm
+from recorder.lm.scripted import FunctionLM
 from recorder.lm.server import FaultConfig, SimServer
 from rlmine.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def never_submits(messages: list[Message], **_: Any) -> str:
+    time.sleep(0.3)
+    return "Keep looking.\n```python\nprint(len(context))\n```"
+
+
 def model(name: str) -> LM:
+    if name == "forever":
+        return FunctionLM(never_submits, model=name)
     return counting_root(steps=2, delay_s=0.1 if name == "slowcount" else 0.0, model=name)
 
 
@@ -188,3 +198,28 @@ def test_sim_with_api_base_uses_the_served_simulator_and_says_so(tmp_path: Path)
     with Store.open(db).reader() as con:
         models = con.execute("SELECT DISTINCT root_model, sub_model FROM runs").fetchall()
     assert models == [(f"sim@{netloc}", f"sim@{netloc}")]
+
+
+def test_ctrl_c_progress_says_cancelled_not_failed(tmp_path: Path, server: SimServer) -> None:
+    task = write_task(tmp_path, instances=1)
+    argv = [
+        sys.executable,
+        "-m",
+        "rlmine",
+        "record",
+        str(task),
+        "--db",
+        str(tmp_path / "r.duckdb"),
+        "-n",
+        "4",
+    ]
+    argv += ["-c", "2", "--model", "forever", "--api-base", server.base_url, "--max-iterations", "50"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while server.request_count < 4:  # both runs past their first step
+        assert proc.poll() is None and time.monotonic() < deadline, "the batch did not start"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "failed 0" in out and "cancelled 2" in out, out
