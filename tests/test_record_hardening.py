@@ -24,10 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "scripts"))
 
 from recorder_fakes import counting_root, write_task
 
+from dashboard.queries import RUNS_CTE, fetch_df
 from recorder.lm.base import LM, Message
 from recorder.lm.registry import make_lm
 from recorder.lm.scripted import FunctionLM
 from recorder.lm.server import FaultConfig, SimServer
+from rlmine.cli.render import model_label
 from rlmine.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,6 +200,10 @@ def test_sim_with_api_base_uses_the_served_simulator_and_says_so(tmp_path: Path)
     with Store.open(db).reader() as con:
         models = con.execute("SELECT DISTINCT root_model, sub_model FROM runs").fetchall()
     assert models == [(f"sim@{netloc}", f"sim@{netloc}")]
+    assert model_label(f"sim@{netloc}") == f"sim@{netloc} (simulator)"  # still named a simulator
+    with Store.open(db).reader() as con:
+        kinds = set(fetch_df(con, f"WITH {RUNS_CTE} SELECT kind FROM base")["kind"])
+    assert kinds == {"simulator"}  # and so in the dashboard
 
 
 def test_ctrl_c_progress_says_cancelled_not_failed(tmp_path: Path, server: SimServer) -> None:
