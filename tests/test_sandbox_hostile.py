@@ -353,14 +353,16 @@ def matrix(request: pytest.FixtureRequest) -> Iterator[dict[tuple[str, str], Out
     found: dict[tuple[str, str], Outcome] = {}
     yield found
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or not found:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None or not found:
         return
-    reporter.write_line("")
-    reporter.write_line(f"hostile cells: {'attack':<52} " + " ".join(f"{m:<12}" for m in MODES))
-    for attack in ATTACKS:
-        cells = [found.get((attack.name, m)) for m in MODES]
-        marks = ["contained" if c and c[0] else "NOT CONTAINED" if c else "not run" for c in cells]
-        reporter.write_line(f"hostile cells: {attack.name:<52} " + " ".join(f"{x:<12}" for x in marks))
+    with capture.global_and_fixture_disabled():  # shown on the terminal even when tests pass
+        reporter.write_line("")
+        reporter.write_line(f"hostile cells: {'attack':<52} " + " ".join(f"{m:<12}" for m in MODES))
+        for attack in ATTACKS:
+            cells = [found.get((attack.name, m)) for m in MODES]
+            marks = ["contained" if c and c[0] else "NOT CONTAINED" if c else "not run" for c in cells]
+            reporter.write_line(f"hostile cells: {attack.name:<52} " + " ".join(f"{x:<12}" for x in marks))
 
 
 @pytest.mark.parametrize("mode", list(MODES))
