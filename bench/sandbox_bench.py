@@ -1,6 +1,6 @@
 """Sandbox overheads: worker start, per-cell round trip, LLM round trip, large-context load.
 
-    PYTHONPATH=. .venv/bin/python bench/sandbox_bench.py [--context-mb 1024] [--cells 1000]
+    PYTHONPATH=. .venv/bin/python bench/sandbox_bench.py [--quick] [--context-mb 1024] [--cells 1000]
 
 Worker start is measured for both start methods ("forkserver": forked from the per-host
 template; "spawn": a new interpreter): median wall time of one start, CPU per start +
@@ -12,6 +12,10 @@ inflates every number.
 Context sharing: ``--share-count`` sandboxes started at once on one ``--share-mb`` file,
 each worker loading it vs all forked from one context template; wall time and the memory
 really used (proportional set size of workers and template).
+
+The hardening's cost (decision 0011): forkserver starts with the private filesystem view vs
+on the host's filesystem, alternated in one run; and what bubblewrap would cost instead (it
+must exec a new interpreter per worker). Goals: the view adds <= 20% to a worker start.
 
 Goals: start (no context) <= 80 ms wall, forkserver start <= 10 ms CPU, trivial cell median
 <= 2 ms, and for a large text context: ready time <= 2x the time to read the file, worker
@@ -26,7 +30,9 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,8 +105,8 @@ def _template_cpu_s() -> float:
     return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime..cstime
 
 
-def bench_start(runs: int, method: StartMethod, meter: CpuMeter) -> dict[str, Any]:
-    config = SandboxConfig(start_method=method)
+def bench_start(runs: int, method: StartMethod, meter: CpuMeter, view: bool = True) -> dict[str, Any]:
+    config = SandboxConfig(start_method=method, view=view)
     began = time.perf_counter()
     with SubprocessSandbox(config) as first:  # starts the template: not part of the per-start cost
         launch_s = time.perf_counter() - began
@@ -126,10 +132,12 @@ def bench_start(runs: int, method: StartMethod, meter: CpuMeter) -> dict[str, An
     }
 
 
-def bench_parallel_starts(count: int, method: StartMethod, repeats: int = 3) -> dict[str, float]:
+def bench_parallel_starts(
+    count: int, method: StartMethod, repeats: int = 3, view: bool = True
+) -> dict[str, float]:
     walls = []
     for _ in range(repeats):
-        boxes = [SubprocessSandbox(SandboxConfig(start_method=method)) for _ in range(count)]
+        boxes = [SubprocessSandbox(SandboxConfig(start_method=method, view=view)) for _ in range(count)]
         began = time.perf_counter()
         with ThreadPoolExecutor(count) as pool:
             list(pool.map(lambda box: box.start(), boxes))
@@ -137,6 +145,58 @@ def bench_parallel_starts(count: int, method: StartMethod, repeats: int = 3) -> 
         for box in boxes:
             box.shutdown()
     return {f"{count}_at_once_s": round(statistics.median(walls), 3)}
+
+
+def bench_interleaved_starts(runs: int) -> dict[str, float]:
+    """Forkserver starts with and without the private filesystem view, alternated so that
+    load from other work on the machine hits both alike: the hardening's start cost."""
+    samples: dict[bool, list[float]] = {True: [], False: []}
+    cells: dict[bool, list[float]] = {True: [], False: []}
+    for index in range(2 * runs):
+        view = index % 2 == 0
+        box = SubprocessSandbox(SandboxConfig(view=view))
+        began = time.perf_counter()
+        box.start()
+        samples[view].append(time.perf_counter() - began)
+        began = time.perf_counter()
+        box.execute("x = 1")
+        cells[view].append(time.perf_counter() - began)
+        box.shutdown()
+    return {
+        "start_ms_host_fs": _ms(samples[False]),
+        "start_ms_private_view": _ms(samples[True]),
+        "start_ratio": round(statistics.median(samples[True]) / statistics.median(samples[False]), 3),
+        "first_cell_ms_host_fs": _ms(cells[False]),
+        "first_cell_ms_private_view": _ms(cells[True]),
+    }
+
+
+def bench_bwrap(runs: int) -> dict[str, Any]:
+    """What a bubblewrap-built view costs per worker: bwrap must exec a new interpreter, so it
+    cannot keep the fork server. Measured as ``python -s -c pass`` with and without bwrap
+    (an equivalent view: read-only system and Python, own /tmp, /dev/shm, /proc, namespaces)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return {"skipped": "bwrap not installed (apt-get install bubblewrap)"}
+    python = [sys.executable, "-s", "-c", "pass"]
+    view = [bwrap, "--ro-bind", "/usr", "/usr", "--dev", "/dev", "--proc", "/proc"]
+    for link in ("bin", "lib", "lib64", "sbin"):
+        if os.path.islink(f"/{link}"):
+            view += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
+    for path in sorted({sys.base_prefix, sys.prefix}):
+        view += ["--ro-bind", path, path]
+    view += ["--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--unshare-all", "--die-with-parent"]
+    timings: dict[str, list[float]] = {"plain": [], "bwrap": []}
+    for _ in range(runs):
+        for name, argv in (("plain", python), ("bwrap", view + python)):
+            began = time.perf_counter()
+            subprocess.run(argv, check=True)
+            timings[name].append(time.perf_counter() - began)
+    return {
+        "version": subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip(),
+        "python_start_ms": _ms(timings["plain"]),
+        "bwrap_python_start_ms": _ms(timings["bwrap"]),
+    }
 
 
 def bench_cells(cells: int) -> dict[str, float]:
@@ -256,7 +316,12 @@ def main() -> None:
         "--share-mb", type=int, default=256, help="context size for the sharing test (0: skip)"
     )
     parser.add_argument("--share-count", type=int, default=16)
+    parser.add_argument(
+        "--quick", action="store_true", help="few samples, no context or sharing tests (a smoke run)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.starts, args.cells, args.share_mb, args.context_mb = 20, 200, 0, 0
     console = Console()
     results: dict[str, Any] = {
         "machine": {
@@ -274,8 +339,15 @@ def main() -> None:
                 **bench_start(args.starts, method, meter),
                 **bench_parallel_starts(32, method),
             }
+        if "forkserver" in args.methods:  # the same, on the host's filesystem (before the view)
+            results["start_forkserver_host_fs"] = {
+                **bench_start(args.starts, "forkserver", meter, view=False),
+                **bench_parallel_starts(32, "forkserver", view=False),
+            }
     finally:
         meter.close()
+    results["view_vs_host_fs"] = bench_interleaved_starts(args.starts)
+    results["bubblewrap"] = bench_bwrap(max(5, args.starts // 5))
     results.update(bench_cells(args.cells))
     with SubprocessSandbox(SandboxConfig()) as box:
         results["isolation"] = box.isolation

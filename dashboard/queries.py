@@ -10,7 +10,8 @@ Conventions shared by all queries:
 
 * "Runs" means top-level runs (``parent_run_id IS NULL``); nested child runs of
   imported rlms trajectories are parts of their parent and are shown from it.
-* Simulator runs (root model in :data:`SIMULATED_MODELS`) get a
+* Simulator runs (root model in :data:`SIMULATED_MODELS`, or one of them served over HTTP:
+  ``sim@HOST:PORT``) get a
   ``" (simulator)"`` model label and ``kind = 'simulator'``; imported runs
   (engine other than :data:`NATIVE_ENGINE`) an ``" (imported)"`` engine label
   and ``kind = 'imported'``: the pages never show them unmarked.
@@ -57,12 +58,12 @@ base AS (
     SELECT r.*,
            coalesce(t.name, r.task_id, '(no task)') AS task,
            coalesce(b.name, r.batch_id) AS batch,
-           coalesce(list_contains($sim, r.root_model), false) AS is_simulator,
+           coalesce(list_contains($sim, split_part(r.root_model, '@', 1)), false) AS is_simulator,
            r.engine <> 'rlmine' AS is_imported,
            coalesce(r.root_model, '-')
-               || CASE WHEN list_contains($sim, r.root_model) THEN ' (simulator)' ELSE '' END AS model,
+               || CASE WHEN list_contains($sim, split_part(r.root_model, '@', 1)) THEN ' (simulator)' ELSE '' END AS model,
            r.engine || CASE WHEN r.engine <> 'rlmine' THEN ' (imported)' ELSE '' END AS engine_label,
-           CASE WHEN list_contains($sim, r.root_model) THEN 'simulator'
+           CASE WHEN list_contains($sim, split_part(r.root_model, '@', 1)) THEN 'simulator'
                 WHEN r.engine <> 'rlmine' THEN 'imported' ELSE 'recorded' END AS kind,
            CASE WHEN r.tokens_in IS NULL AND r.tokens_out IS NULL THEN NULL
                 ELSE coalesce(r.tokens_in, 0) + coalesce(r.tokens_out, 0) END AS tokens,

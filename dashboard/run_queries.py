@@ -82,7 +82,7 @@ def sub_calls(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
         con,
         """
         SELECT c.id, c.iteration, c.model
-                   || CASE WHEN list_contains($sim, c.model) THEN ' (simulator)' ELSE '' END AS model,
+                   || CASE WHEN list_contains($sim, split_part(c.model, '@', 1)) THEN ' (simulator)' ELSE '' END AS model,
                c.prompt, c.prompt_chars, c.response, c.reasoning, c.tokens_in, c.tokens_out, c.cost,
                c.latency_s, c.error, c.child_run_id, k.status AS child_status,
                k.n_iterations AS child_iterations,

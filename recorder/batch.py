@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -25,8 +26,9 @@ from recorder.engine import EngineOptions, answer_value, run_rlm
 from recorder.lm.base import LM
 from recorder.lm.registry import make_lm
 from recorder.tasks import InstanceSpec, TaskSpec, load_task
+from rlmine.errors import UserError
 from rlmine.ids import new_id
-from rlmine.store import Store
+from rlmine.store import Store, claim_slots, release_claims
 from rlmine.store.catalog import InstanceRow, upsert_batch, upsert_instances, upsert_task
 from rlmine.store.owners import current_owner, owner_alive
 from rlmine.store.rows import call_row, iteration_rows, label_row, run_row, trace_rows
@@ -71,7 +73,9 @@ class Slot:
 
 @dataclass(frozen=True)
 class BatchEvent:
-    kind: Literal["planned", "started", "finished"]
+    """``skipped``: another recorder claimed the slot first (it runs it, not us)."""
+
+    kind: Literal["planned", "started", "finished", "skipped"]
     slot: Slot | None = None
     run: Run | None = None
     total: int = 0
@@ -87,6 +91,11 @@ class BatchResult:
     skipped: int
     runs: list[Run] = field(default_factory=list)
     cancelled: bool = False
+    elsewhere: int = 0  # slots another recorder claimed while this one ran
+
+    @property
+    def failed(self) -> int:
+        return sum(run.status == "error" for run in self.runs)
 
     @property
     def by_status(self) -> dict[str, int]:
@@ -213,6 +222,57 @@ def _prepare(
     return task_id, batch_id, done
 
 
+class SlotClaims:
+    """Hands this recorder's threads their next slot, claiming slots in the database a few at
+    a time (:mod:`rlmine.store.claims`): a slot another recorder claimed first is skipped."""
+
+    def __init__(
+        self,
+        store: Store,
+        batch_id: str,
+        slots: Sequence[Slot],
+        chunk: int,
+        make_run: Callable[[Slot], Run],
+        on_skip: Callable[[Slot], None],
+    ) -> None:
+        self._store, self._batch_id, self._chunk, self._make_run = store, batch_id, chunk, make_run
+        self._on_skip = on_skip
+        self._pending = deque(slots)
+        self._claimed: deque[tuple[Slot, Run]] = deque()
+        self._lock = threading.Lock()
+        self.elsewhere: list[Slot] = []
+
+    def next(self) -> tuple[Slot, Run] | None:
+        with self._lock:
+            while not self._claimed and self._pending:
+                chunk = [self._pending.popleft() for _ in range(min(self._chunk, len(self._pending)))]
+                runs = {slot.key: (slot, self._make_run(slot)) for slot in chunk}
+                with self._store.writer() as con:
+                    won = set(
+                        claim_slots(con, self._batch_id, {k: run_row(r) for k, (_s, r) in runs.items()})
+                    )
+                self._claimed.extend(runs[key] for key in runs if key in won)
+                for slot in chunk:
+                    if slot.key not in won:
+                        self.elsewhere.append(slot)
+                        self._on_skip(slot)
+            return self._claimed.popleft() if self._claimed else None
+
+    def give_back(self, item: tuple[Slot, Run]) -> None:
+        """A claimed slot this recorder will not start after all (released at the end)."""
+        with self._lock:
+            self._claimed.appendleft(item)
+
+    def release_unstarted(self) -> None:
+        """Delete the claims of slots this recorder will not start (it was cancelled)."""
+        with self._lock:
+            ids = [run.id for _slot, run in self._claimed]
+            self._claimed.clear()
+        if ids:
+            with self._store.writer() as con:
+                release_claims(con, ids)
+
+
 def _score(task: TaskSpec, inst: InstanceSpec, trace: Trace) -> Run:
     run = trace.run
     if run.status == "cancelled":
@@ -224,6 +284,19 @@ def _score(task: TaskSpec, inst: InstanceSpec, trace: Trace) -> Run:
     except Exception as exc:  # a broken custom checker must not lose the run
         return replace(run, metadata={**run.metadata, "checker_error": f"{type(exc).__name__}: {exc}"})
     return replace(run, score=float(result.score), correct=bool(result.correct))
+
+
+def _split_counts(spec: TaskSpec) -> str:
+    counts = Counter(inst.split for inst in spec.instances)
+    return ", ".join(f"{split} ({n})" for split, n in counts.items()) or "none: the task lists no instances"
+
+
+def _close_lms(*groups: dict[str, LM]) -> None:
+    for group in groups:
+        for lm in group.values():
+            close = getattr(lm, "close", None)
+            if callable(close):
+                close()
 
 
 def record(
@@ -238,32 +311,41 @@ def record(
     """Record a batch of runs of ``task`` into the database ``db``."""
     opts = options or RecordOptions()
     spec = task if isinstance(task, TaskSpec) else load_task(Path(task))
-    store = db if isinstance(db, Store) else Store.open(Path(db), create=True)
+    # Preflight: everything that can be checked is checked before anything is written
+    # (a bad value must not leave a task, instances or an empty batch behind).
+    slots = plan_slots(spec, opts)
+    if not slots:
+        raise UserError(
+            f"nothing to record: task {spec.name!r} has no {opts.split} instances",
+            f"--split all, or one of: {_split_counts(spec)}",
+        )
+    lm_kw = {"api_base": opts.api_base, "api_key_env": opts.api_key_env, **opts.lm_options}
+    roots = {m: lm_factory(m, role="root", **lm_kw) for m in opts.models}
+    subs = {m: lm_factory(opts.sub_model or m, role="sub", **lm_kw) for m in opts.models}
+    try:
+        store = db if isinstance(db, Store) else Store.open(Path(db), create=True)
+    except BaseException:
+        _close_lms(roots, subs)
+        raise
     cancel = cancel or threading.Event()
     name = opts.batch or default_batch_name(spec, opts)
-    slots = plan_slots(spec, opts)
     task_id, batch_id, done = _prepare(store, spec, opts, name, slots)
     todo = [s for s in slots if s.key not in done]
     result = BatchResult(batch_id, name, task_id, planned=len(slots), skipped=len(slots) - len(todo))
     emit = on_event or (lambda _e: None)
     emit(BatchEvent("planned", total=len(slots), skipped=result.skipped))
     if not todo:
+        _close_lms(roots, subs)
         return result
 
-    lm_kw = {"api_base": opts.api_base, "api_key_env": opts.api_key_env, **opts.lm_options}
-    roots = {m: lm_factory(m, role="root", **lm_kw) for m in opts.models}
-    subs = {m: lm_factory(opts.sub_model or m, role="sub", **lm_kw) for m in opts.models}
     budget = spec.budget.merged(opts.budget)
     owner = current_owner()
     lock = threading.Lock()
     spool = SpoolWriter(store, flush_interval_s=opts.flush_interval_s)
 
-    def one(slot: Slot) -> None:
-        if cancel.is_set():
-            return
-        emit(BatchEvent("started", slot=slot))
+    def make_run(slot: Slot) -> Run:
         inst = slot.instance
-        template = Run(
+        return Run(
             id=new_id(),
             engine="rlmine",
             status="running",
@@ -272,9 +354,23 @@ def record(
             batch_id=batch_id,
             slot_key=slot.key,
             owner=owner,
+            root_model=slot.model,
             expected=json.dumps(inst.expected, ensure_ascii=False, default=str),
             params={"repeat": slot.repeat, "split": inst.split},
         )
+
+    claims = SlotClaims(
+        store,
+        batch_id,
+        todo,
+        max(4, opts.concurrency),
+        make_run,
+        lambda slot: emit(BatchEvent("skipped", slot=slot)),
+    )
+
+    def one(slot: Slot, template: Run) -> None:
+        emit(BatchEvent("started", slot=slot))
+        inst = slot.instance
         observer = SpoolObserver(spool)
         try:
             template = replace(template, context=inst.context_ref(spec))
@@ -309,15 +405,25 @@ def record(
             result.runs.append(final.run)
         emit(BatchEvent("finished", slot=slot, run=final.run))
 
+    def worker() -> None:
+        while not cancel.is_set():
+            item = claims.next()
+            if item is None:
+                return
+            if cancel.is_set():
+                claims.give_back(item)
+                return
+            one(*item)
+
     try:
-        with ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="rlm-run") as pool:
-            for future in [pool.submit(one, s) for s in todo]:
+        workers = max(1, min(opts.concurrency, len(todo)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rlm-run") as pool:
+            for future in [pool.submit(worker) for _ in range(workers)]:
                 future.result()
     finally:
+        claims.release_unstarted()
         spool.close()
-        for lm in (*roots.values(), *subs.values()):
-            close = getattr(lm, "close", None)
-            if callable(close):
-                close()
+        _close_lms(roots, subs)
     result.cancelled = cancel.is_set()
+    result.elsewhere = len(claims.elsewhere)
     return result

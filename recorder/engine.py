@@ -226,6 +226,7 @@ def _root_call(lm: LM, messages: list[Message], run_id: str, index: int, opts: E
     try:
         resp = lm.complete(messages, temperature=opts.temperature, seed=opts.seed)
     except LMError as exc:
+        base["metadata"] = {**base["metadata"], **exc.attempts}  # what was tried, kept with the failure
         call = LLMCall(response=None, latency_s=time.perf_counter() - t0, error=exc.one_line(), **base)
         return _RootTurn(None, call, exc.one_line())
     meta = dict(base.pop("metadata"))

@@ -79,7 +79,9 @@ class SubCallHandler:
         try:
             resp = lm.complete([Message("user", prompt)], temperature=self.temperature, seed=self.seed)
         except LMError as exc:
-            self._record(prompt, None, lm.model, iteration, started, error=exc.one_line())
+            self._record(
+                prompt, None, lm.model, iteration, started, error=exc.one_line(), metadata=exc.attempts
+            )
             return f"Error: {exc.one_line()}"
         except Exception as exc:  # a backend bug must cost one slot, not the run
             self._record(prompt, None, lm.model, iteration, started, error=f"{type(exc).__name__}: {exc}")

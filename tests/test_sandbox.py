@@ -307,9 +307,11 @@ def test_file_size_limit_stops_a_ten_gigabyte_write(
         code = "chunk = b'0' * (1 << 20)\nwith open('big.bin', 'wb') as f:\n    for _ in range(10 * 1024):\n        f.write(chunk)"
         result = box.execute(code)
         assert result.error_kind == "code" and "File too large" in (result.error or "")
-        assert os.path.getsize(os.path.join(workdir, "big.bin")) <= 8 << 20
+        size = int(run_ok(box, "import os\nprint(os.path.getsize('big.bin'))").stdout)
+        assert 0 < size <= 8 << 20
         assert run_ok(box, "print('ok')").stdout == "ok\n"
-    assert os.path.isdir(workdir)  # a workdir given by the caller is kept
+    assert os.path.isdir(workdir)  # a workdir given by the caller is kept...
+    assert os.listdir(workdir) == []  # ...and the worker's files never reached the host's disk
 
 
 @both_start_methods
@@ -423,7 +425,8 @@ def test_shutdown_is_idempotent_and_removes_the_scratch_dir() -> None:
     assert result.error is None
     assert isinstance(box, SubprocessSandbox)
     workdir = box.workdir
-    assert workdir is not None and os.path.exists(os.path.join(workdir, "note.txt"))
+    assert workdir is not None and os.path.isdir(workdir)
+    assert box.execute("import os\nprint(os.listdir('.'))").stdout == "['note.txt']\n"
     box.shutdown()
     box.shutdown()
     assert not os.path.exists(workdir)

@@ -58,4 +58,13 @@ class LM(Protocol):
 
 
 class LMError(RlmineRuntimeError):
-    """Raised after retries are exhausted, or for a non-retryable provider error."""
+    """Raised after retries are exhausted, or for a non-retryable provider error.
+
+    ``attempts`` describes what was tried — ``attempts`` (count), ``http_status_history``
+    (one status per attempt, None where no response came back) and ``last_error`` — so a
+    failed call is stored with the same record as a successful one.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, attempts: dict[str, Any] | None = None) -> None:
+        super().__init__(message, hint)
+        self.attempts: dict[str, Any] = dict(attempts or {})

@@ -16,6 +16,7 @@ import ipaddress
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,12 +78,16 @@ class OpenAICompatLM:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30,
         prices: PriceTable | None = None,
+        label: str | None = None,
     ) -> None:
+        """``label``, when given, is the name this model is recorded under (``self.model``);
+        requests still name ``model``."""
         if not model.strip():
             raise UserError("empty model name", "--model gpt-4o-mini (or sim)")
         if timeout_s <= 0:
             raise UserError(f"timeout_s must be > 0, got {timeout_s}", "timeout_s=60")
-        self.model = model
+        self.model = label or model
+        self._wire_model = model
         self.api_base = api_base
         self._policy = RetryPolicy(max_retries, backoff_base_s, backoff_max_s)
         self._prices = prices if prices is not None else load_prices()
@@ -110,19 +115,20 @@ class OpenAICompatLM:
         seed: int | None = None,
         max_tokens: int | None = None,
     ) -> LMResponse:
-        request: dict[str, Any] = {"model": self.model, "messages": _payload(messages)}
+        request: dict[str, Any] = {"model": self._wire_model, "messages": _payload(messages)}
         for name, value in (("temperature", temperature), ("seed", seed), ("max_tokens", max_tokens)):
             if value is not None:
                 request[name] = value
         started = time.perf_counter()
         reply, record = call_with_retries(lambda: self._attempt(request), self._policy, what=self._what)
-        return to_lm_response(
+        response = to_lm_response(
             reply,
             record,
-            requested_model=self.model,
+            requested_model=self._wire_model,
             latency_s=time.perf_counter() - started,
             prices=self._prices,
         )
+        return response if self.model == self._wire_model else replace(response, model=self.model)
 
     def close(self) -> None:
         """Close the HTTP connection pool (optional: it is also closed at exit)."""

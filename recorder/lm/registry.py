@@ -1,7 +1,9 @@
 """Model specs → LM instances: one registry of backends, chosen by the spec's prefix.
 
 - ``sim`` → the offline simulator (``recorder.simulator``, imported only when asked);
-  ``role`` picks the simulated root model or the task-aware oracle sub-LM.
+  ``role`` picks the simulated root model or the task-aware oracle sub-LM. With an
+  ``api_base``, the simulator served there by ``rlmine sim-server`` (models ``sim`` and
+  ``sim-sub``), recorded as ``sim@HOST:PORT`` so HTTP runs stay apart from in-process ones.
 - ``litellm/<provider model>`` → the LiteLLM backend (optional extra).
 - ``openai/<model>`` → the OpenAI-compatible backend, prefix removed (LiteLLM's
   convention: ``openai/`` names the wire format, not part of the model name).
@@ -20,13 +22,14 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from recorder.lm.base import LM
 from recorder.lm.litellm_backend import LiteLLMLM
 from recorder.lm.openai_backend import OpenAICompatLM
 from rlmine.errors import RlmineRuntimeError, UserError
 
-__all__ = ["KNOWN_BACKENDS", "make_lm"]
+__all__ = ["KNOWN_BACKENDS", "check_api_base", "make_lm"]
 
 KNOWN_BACKENDS: Mapping[str, str] = {
     "sim": "the offline simulator (deterministic, seeded; no API key)",
@@ -66,6 +69,21 @@ def _network_options(options: dict[str, Any], backend: str) -> dict[str, Any]:
 def _build_sim(model: str, request: _Request) -> LM:
     if model:
         raise UserError(f"unknown simulator spec 'sim{model}'", "--model sim")
+    if request.api_base is not None:  # the simulator served by `rlmine sim-server`, over HTTP
+        unknown = sorted(k for k, v in request.options.items() if v is not None and k not in _NETWORK_OPTIONS)
+        if unknown:
+            raise UserError(
+                f"option(s) {', '.join(unknown)} apply to the in-process simulator, not to one at --api-base",
+                "`rlmine sim-server` options for the served simulator, or drop --api-base",
+            )
+        netloc = urlsplit(request.api_base).netloc
+        return OpenAICompatLM(
+            "sim" if request.role == "root" else "sim-sub",
+            api_base=request.api_base,
+            api_key_env=request.api_key_env,
+            label=f"sim@{netloc}",  # stored as the run's model: apart from in-process "sim" runs
+            **_network_options(request.options, "OpenAI-compatible"),
+        )
     try:  # imported late: the simulator is heavy and only needed when asked for
         simulator = importlib.import_module("recorder.simulator")
         make_simulator_lm = simulator.make_simulator_lm
@@ -73,7 +91,9 @@ def _build_sim(model: str, request: _Request) -> LM:
         raise RlmineRuntimeError(
             f"the simulator backend cannot be loaded: {exc}", "reinstall rlmine, or use a real --model"
         ) from exc
-    lm: LM = make_simulator_lm(role=request.role, **request.options)
+    # Retry and timeout settings mean nothing to the in-process simulator (no network).
+    options = {k: v for k, v in request.options.items() if k not in _NETWORK_OPTIONS}
+    lm: LM = make_simulator_lm(role=request.role, **options)
     return lm
 
 
@@ -111,6 +131,20 @@ _REGISTRY: tuple[tuple[str, Callable[[str, _Request], LM]], ...] = (
 )
 
 
+def check_api_base(url: str) -> None:
+    """A UserError unless ``url`` is an http(s) URL with a host (and a valid port)."""
+    parts = urlsplit(url.strip())
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise UserError(
+            f"--api-base {url!r} is not an http(s) URL with a host",
+            "--api-base http://127.0.0.1:8000/v1 (the server's OpenAI-compatible root)",
+        )
+
+
 def _matches(spec: str, prefix: str) -> bool:
     if prefix == "sim":  # "sim" alone, or a malformed variant of it ("sim/x", "sim:x")
         return spec == "sim" or spec[:4] in ("sim/", "sim:")
@@ -131,6 +165,8 @@ def make_lm(
     cleaned = spec.strip()
     if not cleaned:
         raise UserError("empty model spec", f"one of: {_choices()}")
+    if api_base is not None:
+        check_api_base(api_base)
     request = _Request(role, api_base, api_key_env, dict(options))
     for prefix, build in _REGISTRY:
         if _matches(cleaned, prefix):

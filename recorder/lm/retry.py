@@ -178,14 +178,22 @@ def call_with_retries(
                 raise
             record.http_status_history.append(failure.status)
             record.reasons.append(failure.reason)
+            attempts = {
+                "attempts": retry_index + 1,
+                "http_status_history": list(record.http_status_history),
+                "last_error": failure.reason,
+            }
             if not failure.retryable:
                 raise LMError(
-                    f"{what}: {failure.reason}", "check the model name, the API key and --api-base"
+                    f"{what}: {failure.reason}",
+                    "check the model name, the API key and --api-base",
+                    attempts,
                 ) from exc
             if retry_index == policy.max_retries:
                 raise LMError(
                     f"{what}: gave up after {retry_index + 1} attempts; last error: {failure.reason}",
-                    "retry later, or raise max_retries / timeout_s",
+                    "retry later, or raise --lm-retries / --lm-timeout (max_retries / timeout_s in Python)",
+                    attempts,
                 ) from exc
             wait = policy.delay(retry_index, failure.retry_after_s, rng)
             log.info("%s: %s; retry %d in %.2fs", what, failure.reason, retry_index + 1, wait)

@@ -111,6 +111,12 @@ class SandboxConfig:
     ``share_context``: with the fork server, sandboxes whose context is the same large file
     (16 MB and more, same version) fork their workers from one process that loaded it, so
     they share its memory copy-on-write (see :mod:`recorder.sandbox.context_share`).
+    ``view``: where mount namespaces apply, the worker sees a private filesystem
+    (:mod:`recorder.sandbox.fsview`): Python, the context (read-only) and a scratch folder —
+    a fresh tmpfs of at most ``scratch_limit_mb`` at ``workdir``, emptied whenever the
+    worker is (re)started — plus its own ``/tmp`` and ``/dev/shm`` of ``tmp_limit_mb`` each.
+    Started as root, the worker then runs as uid/gid 65534 (nobody). False keeps the host's
+    filesystem (the worker's files then land in ``workdir`` on the host).
     """
 
     context_path: str | None = None
@@ -127,6 +133,9 @@ class SandboxConfig:
     namespaces: NamespaceMode = "auto"
     start_method: StartMethod = field(default_factory=default_start_method)
     share_context: bool = True
+    view: bool = True
+    scratch_limit_mb: int = 256
+    tmp_limit_mb: int = 32
 
     def validate(self) -> None:
         """Raise UserError on a setting no sandbox could honour."""
@@ -149,6 +158,12 @@ class SandboxConfig:
             ),
             (self.max_processes >= 1, f"max_processes must be >= 1, got {self.max_processes}", "64"),
             (self.start_timeout_s > 0, f"start_timeout_s must be > 0, got {self.start_timeout_s}", "120"),
+            (
+                self.scratch_limit_mb >= 1,
+                f"scratch_limit_mb must be >= 1, got {self.scratch_limit_mb}",
+                "256",
+            ),
+            (self.tmp_limit_mb >= 1, f"tmp_limit_mb must be >= 1, got {self.tmp_limit_mb}", "32"),
         ]
         for ok, message, example in checks:
             if not ok:

@@ -7,23 +7,25 @@ user-controlled runs before these steps, so the effect is the same. In order:
 1. join the host-made pids cgroup (``pids.max`` = max_processes; root only);
 2. Linux namespaces, when permitted: a new network namespace (no interfaces: even loopback
    is down), a new PID namespace (the host and other sandboxes are invisible and cannot be
-   signalled; when its first process dies the kernel kills every process in it) and a
-   private mount namespace with a fresh ``/proc`` (so ``/proc/<host pid>/environ`` does not
-   exist). As root the worker unshares directly; otherwise through a user namespace mapping
-   its own uid. A PID namespace only applies to children, so the worker forks once: the
-   parent waits and relays the exit status, the child carries on as the worker;
+   signalled; when its first process dies the kernel kills every process in it), new UTS
+   and IPC namespaces (its own host name, ``rlmine-sandbox``, and System V IPC) and a
+   private mount namespace. As root the worker unshares directly; otherwise through a
+   user namespace mapping its own uid. A PID namespace only applies to children, so the
+   worker forks once: the parent waits and relays the exit status, the child carries on
+   as the worker, and then builds its private filesystem view
+   (:mod:`recorder.sandbox.fsview`, with a fresh ``/proc``);
 3. rlimits: file size, no core files, and — when not root — the number of processes of
    the uid (root is exempt from RLIMIT_NPROC in the kernel, hence the cgroup and the
    in-process guards of :mod:`recorder.sandbox.guards`);
 4. after the context is loaded, the address-space limit (sized to fit the context);
-5. ``PR_SET_NO_NEW_PRIVS`` and, when the worker holds capabilities (root), dropping all of
-   them including the bounding set, so user code cannot raise the rlimits back, leave the
-   namespaces or regain privileges through ``execve``.
+5. ``PR_SET_NO_NEW_PRIVS``, dropping every capability including the bounding set and, when
+   started as root inside the private view, becoming uid/gid 65534 (nobody) with no
+   supplementary groups — so user code cannot raise the rlimits back, leave the
+   namespaces, write cgroup files or read root's files.
 
-Every step is best effort and reported in the worker's ``isolation`` record.
-Known limits: as root without capabilities the worker still owns root's files (it can
-read anything root can, e.g. the repository), and Unix sockets on the filesystem remain
-reachable; run rlmine as an unprivileged user for a tighter box.
+Every step is best effort and reported in the worker's ``isolation`` record. Without the
+view (``view=False``, or where mount namespaces are not allowed) the worker keeps the
+recorder's uid and sees its files.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import signal
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
@@ -48,6 +52,8 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 MB = 1 << 20
+HOSTNAME = b"rlmine-sandbox"
+NOBODY = 65534  # the unprivileged uid and gid workers run as when the recorder is root
 
 
 @functools.cache
@@ -59,7 +65,7 @@ def preload() -> None:
     """Resolve the libc functions used here (the fork-server template does it once for all)."""
     if sys.platform.startswith("linux"):
         libc = _libc()
-        for name in ("prctl", "unshare", "mount", "capset"):
+        for name in ("prctl", "unshare", "mount", "capset", "sethostname"):
             getattr(libc, name)
 
 
@@ -125,12 +131,27 @@ def _relay_child(pid: int, close_fds: tuple[int, ...]) -> None:
     os._exit(128 - code if code < 0 else code)
 
 
-def enter_namespaces(mode: str, isolate_network: bool, close_in_parent: tuple[int, ...]) -> list[str]:
-    """Enter new namespaces (see module doc); returns the names of those applied."""
+def mount_fresh_proc() -> bool:
+    """Make the mount tree private and mount this PID namespace's own ``/proc`` over the host's."""
+    libc = _libc()
+    private = libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) == 0
+    return private and bool(
+        libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) == 0
+    )
+
+
+def enter_namespaces(
+    mode: str, isolate_network: bool, close_in_parent: tuple[int, ...], mount_proc: bool = True
+) -> list[str]:
+    """Enter new namespaces (see module doc); returns the names of those applied.
+
+    ``mount_proc`` False leaves ``/proc`` to the caller (the private view mounts its own)."""
     if mode == "off" or not sys.platform.startswith("linux"):
         return []
     libc = _libc()
-    flags = CLONE_NEWPID | CLONE_NEWNS | (CLONE_NEWNET if isolate_network else 0)
+    flags = (
+        CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (CLONE_NEWNET if isolate_network else 0)
+    )
     applied: list[str] = []
     if mode == "auto" and libc.unshare(flags) == 0:
         pass
@@ -140,13 +161,15 @@ def enter_namespaces(mode: str, isolate_network: bool, close_in_parent: tuple[in
         return []
     if isolate_network:
         applied.append("netns")
+    if libc.sethostname(HOSTNAME, len(HOSTNAME)) == 0:
+        applied.append("utsns")
+    applied.append("ipcns")
     pid = os.fork()
     if pid:
         _relay_child(pid, close_in_parent)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     applied.append("pidns")
-    private = libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) == 0
-    if private and libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) == 0:
+    if mount_proc and mount_fresh_proc():
         applied.append("proc")
     return applied
 
@@ -190,8 +213,9 @@ def _has_capabilities() -> bool:
     return os.geteuid() == 0
 
 
-def drop_privileges() -> list[str]:
-    """No new privileges through exec; drop every capability (root). Returns what applied."""
+def drop_privileges(switch_to: int | None = None) -> list[str]:
+    """No new privileges through exec; drop every capability; then, as root, become uid and
+    gid ``switch_to`` with no supplementary groups. Returns what applied."""
     if not sys.platform.startswith("linux"):
         return []
     libc = _libc()
@@ -204,9 +228,20 @@ def drop_privileges() -> list[str]:
                 last_cap = int(handle.read())
         except (OSError, ValueError):
             last_cap = 40
-        for cap in range(last_cap + 1):
+        for cap in range(last_cap + 1):  # needs CAP_SETPCAP: before the uid switch clears it
             libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
         libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        if switch_to is not None and os.geteuid() == 0:
+            try:
+                os.setgroups([])
+                os.setresgid(switch_to, switch_to, switch_to)
+                os.setresuid(switch_to, switch_to, switch_to)  # clears every capability
+                applied.append(f"uid={switch_to}")
+            except OSError:
+                pass
+            # A change of uid clears the parent-death signal: set it again, so the worker
+            # still dies with the process that relays its exit status.
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
         data = (ctypes.c_uint32 * 6)()
         if libc.capset(header, data) == 0:

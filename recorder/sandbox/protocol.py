@@ -18,7 +18,18 @@ import time
 from typing import Any
 
 HEADER_BYTES = 4
-MAX_FRAME_BYTES = 2**31  # a larger length can only come from garbage on the pipe
+MAX_FRAME_BYTES = 2**31  # the header cannot say more; a reader sets its own, lower cap
+MAX_LLM_REQUEST_BYTES = 32 << 20  # one llm_query_batched request, all prompts together
+MAX_ERROR_CHARS = 20_000  # a cell's formatted exception (head and tail kept)
+MAX_ANSWER_CHARS = 1_000_000  # a SUBMIT answer, as JSON
+_JSON_BYTES_PER_CHAR = 12  # worst case: a character outside the BMP as two \uXXXX escapes
+
+
+def result_frame_cap(max_output_chars: int) -> int:
+    """The largest frame an honest worker sends: a result with both streams at their cap, an
+    answer and an error at theirs (or an llm request); anything larger is refused."""
+    result = (2 * max_output_chars + MAX_ERROR_CHARS) * _JSON_BYTES_PER_CHAR + MAX_ANSWER_CHARS
+    return max(result, MAX_LLM_REQUEST_BYTES) + (64 << 10)
 
 
 class ProtocolError(Exception):
@@ -32,7 +43,12 @@ def encode_frame(message: dict[str, Any]) -> bytes:
 
 def write_frame(fd: int, message: dict[str, Any]) -> None:
     """Write a whole frame to a blocking fd (raises OSError, e.g. BrokenPipeError)."""
-    data = memoryview(encode_frame(message))
+    write_encoded(fd, encode_frame(message))
+
+
+def write_encoded(fd: int, frame: bytes) -> None:
+    """Write a frame made by :func:`encode_frame` (to check its size first)."""
+    data = memoryview(frame)
     while data:
         written = os.write(fd, data)
         data = data[written:]
@@ -69,12 +85,15 @@ class FrameReader:
     """Non-blocking reader for the host: waits for the next frame with a time budget.
 
     ``next_frame(budget)`` returns ``(frame, seconds_waited)``; the frame is None when the
-    budget ran out. EOFError means the worker closed its end (it exited or crashed).
+    budget ran out. EOFError means the worker closed its end (it exited or crashed). A frame
+    whose header announces more than ``max_frame_bytes`` raises ProtocolError before its
+    payload is read, so a hostile worker cannot make the host buffer more than the cap.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         os.set_blocking(fd, False)
         self._fd = fd
+        self._max = max_frame_bytes
         self._buffer = bytearray()
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
@@ -83,14 +102,20 @@ class FrameReader:
         if len(self._buffer) < HEADER_BYTES:
             return None
         size = int.from_bytes(self._buffer[:HEADER_BYTES], "big")
-        if size >= MAX_FRAME_BYTES:
-            raise ProtocolError(f"frame length {size} is out of range")
+        if size > self._max:
+            raise ProtocolError(f"a frame of {size:,} bytes is over the {self._max:,}-byte cap")
         end = HEADER_BYTES + size
         if len(self._buffer) < end:
             return None
         payload = bytes(self._buffer[HEADER_BYTES:end])
         del self._buffer[:end]
         return decode_payload(payload)
+
+    def hung_up(self) -> bool:
+        """True when the worker closed its end or sent something unasked (between cells)."""
+        if self._buffer:
+            return True
+        return any(event for _fd, event in self._poll.poll(0))
 
     def next_frame(self, budget_s: float) -> tuple[dict[str, Any] | None, float]:
         start = time.monotonic()

@@ -28,9 +28,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from recorder.sandbox.capture import CappedWriter, clean_text
-from recorder.sandbox.protocol import read_frame, write_frame
+from recorder.sandbox.protocol import (
+    MAX_ANSWER_CHARS,
+    MAX_ERROR_CHARS,
+    MAX_LLM_REQUEST_BYTES,
+    encode_frame,
+    read_frame,
+    write_encoded,
+    write_frame,
+)
 
-MAX_ANSWER_CHARS = 1_000_000
 MAX_TRACEBACK_FRAMES = 8
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -59,6 +66,10 @@ class CellTimer:
             raise CellTimeout()
 
     def _run(self) -> None:
+        # A previous cell may have replaced, ignored or blocked SIGALRM: every cell gets its
+        # timer afresh.
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
         self._started = time.monotonic()
         self._armed = True
         signal.setitimer(signal.ITIMER_REAL, max(self._remaining, 0.001))
@@ -124,7 +135,11 @@ def format_exception(exc: BaseException) -> str:
             *traceback.format_list(shown[-MAX_TRACEBACK_FRAMES:]),
         ]
     lines += traceback.format_exception_only(type(exc), exc)
-    return clean_text("".join(lines).rstrip("\n"))
+    text = "".join(lines).rstrip("\n")
+    if len(text) > MAX_ERROR_CHARS:  # keep the frame within the host's cap
+        half = MAX_ERROR_CHARS // 2
+        text = f"{text[:half]}\n[... {len(text) - 2 * half:,} characters cut ...]\n{text[-half:]}"
+    return clean_text(text)
 
 
 class LLMBridge:
@@ -145,7 +160,13 @@ class LLMBridge:
             self._timer.pause()
             try:
                 request = {"op": "llm", "prompts": [clean_text(p) for p in prompts], "model": model}
-                write_frame(self._res_fd, request)
+                frame = encode_frame(request)
+                if len(frame) > MAX_LLM_REQUEST_BYTES:
+                    raise ValueError(
+                        f"this llm_query request is {len(frame) / (1 << 20):.1f} MB, over the "
+                        f"{MAX_LLM_REQUEST_BYTES >> 20} MB one call may carry: send fewer or shorter prompts per call"
+                    )
+                write_encoded(self._res_fd, frame)
                 reply = read_frame(self._cmd_fd)
             finally:
                 self._timer.resume()

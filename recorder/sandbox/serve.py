@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from recorder.sandbox import guards, isolation
+from recorder.sandbox import fsview, guards, isolation
 from recorder.sandbox.context_loader import ContextLoadError, SharedContext, context_bytes, load_context
 from recorder.sandbox.protocol import write_frame
 from recorder.sandbox.runtime import CellRunner, CellTimer, LLMBridge, serve_forever
@@ -31,7 +31,13 @@ def _confine(settings: dict[str, Any], fds: tuple[int, int]) -> dict[str, str]:
     nproc = None if root else isolation.count_user_tasks(os.getuid()) + int(settings["max_processes"])
     in_cgroup = isolation.join_cgroup(settings.get("cgroup"))
     isolate_network = not settings["network"]
-    namespaces = isolation.enter_namespaces(settings["namespaces"], isolate_network, fds)
+    view = bool(settings.get("view", True))
+    namespaces = isolation.enter_namespaces(settings["namespaces"], isolate_network, fds, not view)
+    record["view"] = _enter_view(settings, namespaces) if view else "host"
+    if record["view"].startswith("private"):
+        namespaces.append("proc")  # the view has its own /proc
+    elif view and "pidns" in namespaces and isolation.mount_fresh_proc():
+        namespaces.append("proc")
     isolation.apply_rlimits(int(settings["file_size_limit_mb"]), nproc)
     process_limits = [
         name for name, on in (("cgroup-pids", in_cgroup), ("rlimit-nproc", nproc is not None)) if on
@@ -44,7 +50,35 @@ def _confine(settings: dict[str, Any], fds: tuple[int, int]) -> dict[str, str]:
     else:
         record["network"] = "allowed"
     record["files"] = f"rlimit-fsize={settings['file_size_limit_mb']}MB"
+    record["host"] = "+".join(name for name in namespaces if name in ("utsns", "ipcns")) or "shared"
     return record
+
+
+def _worker_ids(namespaces: list[str]) -> tuple[int, int]:
+    """Who the worker will run as: nobody when started as root, else its own (mapped) ids."""
+    if os.geteuid() == 0 and "userns" not in namespaces:
+        return isolation.NOBODY, isolation.NOBODY
+    return os.getuid(), os.getgid()
+
+
+def _enter_view(settings: dict[str, Any], namespaces: list[str]) -> str:
+    """Build the private filesystem view (:mod:`recorder.sandbox.fsview`) when asked and possible."""
+    if "pidns" not in namespaces:
+        return "host (no mount and PID namespaces here)"
+    uid, gid = _worker_ids(namespaces)
+    try:
+        fsview.build_view(
+            str(settings["workdir"]),
+            settings.get("context_path"),
+            int(settings["scratch_limit_mb"]),
+            int(settings["tmp_limit_mb"]),
+            uid,
+            gid,
+            "userns" in namespaces,
+        )
+    except OSError as exc:
+        return f"host (view failed: {exc})"
+    return f"private (scratch={settings['scratch_limit_mb']}MB, tmp={settings['tmp_limit_mb']}MB)"
 
 
 def _load(settings: dict[str, Any]) -> tuple[Any, int]:
@@ -83,7 +117,8 @@ def serve(raw_settings: str | dict[str, Any], shared: SharedContext | None = Non
         write_frame(res_fd, {"op": "ready", "error": str(exc)})
         return 2
     record["memory"] = f"rlimit-as={isolation.limit_memory(int(settings['memory_limit_mb']), size)}MB"
-    record["privileges"] = "+".join(isolation.drop_privileges()) or "unchanged"
+    switch_to = isolation.NOBODY if record["view"].startswith("private") else None
+    record["privileges"] = "+".join(isolation.drop_privileges(switch_to)) or "unchanged"
     guards.block_process_creation()
     if not settings["network"]:
         guards.block_network()

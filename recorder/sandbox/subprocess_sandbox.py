@@ -40,7 +40,7 @@ from recorder.sandbox.worker_process import WorkerProcess, describe_exit, start_
 from rlmine.errors import UserError
 
 HARD_GRACE_S = 2.0  # after the soft timeout, before the worker is killed
-_LOST = "It was restarted: all variables were lost and `context` was reloaded."
+_LOST = "It was restarted: all variables were lost (scratch files too) and `context` was reloaded."
 
 
 class _Resources:
@@ -82,6 +82,7 @@ class SubprocessSandbox:
         self._start_record: tuple[str, str | None] = ("", None)  # (isolation["start"], fallback reason)
         self._started = False
         self._closed = False
+        self._cells = 0  # cells sent to this sandbox, across restarts: error messages name them
 
     @property
     def isolation(self) -> dict[str, str]:
@@ -141,6 +142,10 @@ class SubprocessSandbox:
             "namespaces": c.namespaces,
             "cgroup": self._res.cgroup.path if self._res.cgroup else None,
             "llm": self._llm_handler is not None,
+            "workdir": os.path.realpath(self._res.workdir or "."),
+            "view": c.view,
+            "scratch_limit_mb": c.scratch_limit_mb,
+            "tmp_limit_mb": c.tmp_limit_mb,
         }
 
     def _spawn(self) -> None:
@@ -209,8 +214,9 @@ class SubprocessSandbox:
             restarted = True
         worker = self._res.worker
         assert worker is not None
+        self._cells += 1
         started = time.monotonic()
-        outcome = self._exchange(worker, code)
+        outcome = self._died_between_cells(worker) or self._exchange(worker, code)
         if isinstance(outcome, dict):
             return _result(outcome, time.monotonic() - started, restarted)
         message, kind = outcome
@@ -229,6 +235,19 @@ class SubprocessSandbox:
             restarted=True,
         )
 
+    def _died_between_cells(self, worker: WorkerProcess) -> tuple[str, ErrorKind] | None:
+        """A worker that died (or spoke) after the previous cell's result was blamed on that
+        cell: something it left running (a thread, a signal) broke the worker."""
+        if self._cells <= 1 or not worker.reader.hung_up():
+            return None
+        detail = describe_exit(worker.exit_code(0.5), "pidns" in self._isolation.get("pid", ""))
+        culprit = self._cells - 1
+        return (
+            f"The sandbox worker died after cell {culprit} had finished ({detail}): something cell "
+            f"{culprit} left running broke it, so this cell (cell {self._cells}) did not run. {_LOST}",
+            "sandbox",
+        )
+
     def _exchange(self, worker: WorkerProcess, code: str) -> dict[str, Any] | tuple[str, ErrorKind]:
         """Run one cell: its result frame, or why the worker must be replaced."""
         timeout = self._config.cell_timeout_s
@@ -240,8 +259,8 @@ class SubprocessSandbox:
                 budget -= waited
                 if frame is None:
                     return (
-                        f"The cell exceeded its {timeout:g} s time limit and did not stop when "
-                        f"interrupted, so the worker was killed. {_LOST}",
+                        f"Cell {self._cells} exceeded its {timeout:g} s time limit and did not stop "
+                        f"when interrupted, so the worker was killed. {_LOST}",
                         "timeout",
                     )
                 if frame["op"] == "result":
@@ -253,10 +272,10 @@ class SubprocessSandbox:
             relayed = "pidns" in self._isolation.get("pid", "")
             detail = describe_exit(worker.exit_code(0.5), relayed)
             crash = worker.crash_lines()
-            message = f"The sandbox worker died while running this cell ({detail}). {_LOST}"
+            message = f"The sandbox worker died while running cell {self._cells} ({detail}). {_LOST}"
             return message + (f"\n{crash}" if crash else ""), "sandbox"
         except ProtocolError as exc:
-            return f"The cell garbled the sandbox's result pipe ({exc}). {_LOST}", "sandbox"
+            return f"Cell {self._cells} garbled the sandbox's result pipe ({exc}). {_LOST}", "sandbox"
 
     def _serve_llm(self, worker: WorkerProcess, frame: dict[str, Any]) -> None:
         prompts, model = frame.get("prompts"), frame.get("model")

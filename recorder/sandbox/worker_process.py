@@ -32,7 +32,7 @@ from typing import IO, Any, Protocol
 from recorder.sandbox.base import SandboxError
 from recorder.sandbox.context_share import ContextShare
 from recorder.sandbox.forkserver import WORKER_PATH, ForkServerError, fork_worker
-from recorder.sandbox.protocol import FrameReader
+from recorder.sandbox.protocol import FrameReader, result_frame_cap
 
 # Keep native libraries single-threaded (32 sandboxes on a few cores) and malloc arenas few
 # (each thread arena reserves 64 MB of address space, which counts against RLIMIT_AS).
@@ -100,11 +100,17 @@ class WorkerProcess:
     """
 
     def __init__(
-        self, process: ProcessHandle, cmd_fd: int, res_fd: int, log: IO[bytes], start_method: str
+        self,
+        process: ProcessHandle,
+        cmd_fd: int,
+        res_fd: int,
+        log: IO[bytes],
+        start_method: str,
+        max_frame_bytes: int,
     ) -> None:
         self.process, self.cmd_fd, self.res_fd, self.log = process, cmd_fd, res_fd, log
         self.start_method = start_method
-        self.reader = FrameReader(res_fd)
+        self.reader = FrameReader(res_fd, max_frame_bytes)
 
     @classmethod
     def spawn(cls, settings: dict[str, Any], workdir: str, env: dict[str, str]) -> WorkerProcess:
@@ -140,7 +146,7 @@ class WorkerProcess:
         finally:
             os.close(cmd_r)
             os.close(res_w)
-        return cls(SpawnedProcess(proc), cmd_w, res_r, log, "spawn")
+        return cls(SpawnedProcess(proc), cmd_w, res_r, log, "spawn", _frame_cap(settings))
 
     @classmethod
     def fork(
@@ -170,7 +176,7 @@ class WorkerProcess:
         finally:
             for fd in (cmd_r, res_w, status_w):
                 os.close(fd)
-        return cls(forked, cmd_w, res_r, log, "forkserver")
+        return cls(forked, cmd_w, res_r, log, "forkserver", _frame_cap(settings))
 
     @property
     def pid(self) -> int:
@@ -199,6 +205,10 @@ class WorkerProcess:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.log.close()
+
+
+def _frame_cap(settings: dict[str, Any]) -> int:
+    return result_frame_cap(int(settings.get("max_output_chars", 100_000)))
 
 
 def start_worker(

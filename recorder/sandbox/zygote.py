@@ -48,7 +48,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from recorder.sandbox import forked_child, isolation
+from recorder.sandbox import forked_child, fsview, isolation
 from recorder.sandbox.context_loader import ContextLoadError, SharedContext, load_shared
 
 MAX_MESSAGE_BYTES = 1 << 17
@@ -236,6 +236,7 @@ def run_template(sock_fd: int, context_request: dict[str, Any] | None = None) ->
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
     isolation.preload()
+    fsview.preload()
     with contextlib.suppress(ImportError):
         importlib.import_module("_posixsubprocess")  # an extension module the guards patch in each worker
     gc.freeze()  # imports (and a shared context) are shared with the children, untouched by their GC

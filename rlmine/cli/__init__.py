@@ -14,6 +14,7 @@ import sys
 import typer
 
 from rlmine import __version__
+from rlmine.cli.help_format import hide_flag_types
 from rlmine.cli.output import err_console
 from rlmine.errors import RlmineError
 
@@ -40,6 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+hide_flag_types()
 
 
 def _version(value: bool) -> None:

@@ -27,5 +27,12 @@ def info_cmd(db: Path | None = DbOption, as_json: bool = JsonOption) -> None:
         out.print(f"  {table:<12} {n:>10,}")
 
 
+@db_app.command("upgrade")
+def upgrade_cmd(db: Path | None = DbOption) -> None:
+    """Bring an older database to this rlmine's schema (a backup copy <db>.bak-v<N> is kept)."""
+    store = open_store(db, write=True)
+    console().print(f"{store.path}: schema version {store.schema_version()}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")

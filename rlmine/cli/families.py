@@ -76,7 +76,9 @@ def _splits(text: str) -> tuple[float, float, float]:
 def make_cmd(
     family: str = typer.Argument(..., help="A family from `rlmine tasks list`.", show_default=False),
     size: str = typer.Option("1MB", "--size", help="Context size per instance, 100KB..1GB (e.g. 50MB)."),
-    instances: int = typer.Option(10, "--instances", "-n", help="Instances to generate."),
+    instances: int = typer.Option(
+        10, "--instances", help="Instances to generate (over train/validation/test)."
+    ),
     seed: int = typer.Option(1, "--seed", help="Seed: same seed, same task, byte for byte."),
     out: Path | None = typer.Option(
         None, "--out", help="Output folder (default: tasks/<family>-<size>-s<seed>).", show_default=False

@@ -15,5 +15,8 @@ DbOption = typer.Option(
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
-def open_store(db: Path | None, *, create: bool = False) -> Store:
-    return Store.open(resolve_db_path(db), create=create)
+def open_store(db: Path | None, *, create: bool = False, write: bool = False) -> Store:
+    """The command's store. Commands that only read (neither ``create`` nor ``write``) open it
+    read-only: they never migrate, recover spools, or create a file."""
+    read_only = not (create or write)
+    return Store.open(resolve_db_path(db), create=create, read_only=read_only, recover=not read_only)

@@ -41,7 +41,7 @@ class BatchProgress:
         )
         self.task = self.progress.add_task(title, total=None, stats="")
         self.lock = threading.Lock()
-        self.done = self.failed = self.tokens = 0
+        self.done = self.failed = self.cancelled = self.elsewhere = self.tokens = 0
         self.cost = 0.0
 
     def __call__(self, event: BatchEvent) -> None:
@@ -49,15 +49,26 @@ class BatchProgress:
             if event.kind == "planned":
                 self.progress.update(self.task, total=event.total, completed=event.skipped)
                 return
-            if event.kind != "finished" or event.run is None:
+            if event.kind == "skipped":
+                self.elsewhere += 1
+            elif event.kind == "finished" and event.run is not None:
+                run = event.run
+                self.done += 1
+                self.failed += run.status == "error"
+                self.cancelled += run.status == "cancelled"
+                self.tokens += (run.tokens_in or 0) + (run.tokens_out or 0)
+                self.cost += run.cost or 0.0
+            else:
                 return
-            run = event.run
-            self.done += 1
-            self.failed += run.status in ("error", "cancelled")
-            self.tokens += (run.tokens_in or 0) + (run.tokens_out or 0)
-            self.cost += run.cost or 0.0
-            stats = f"failed {self.failed}  tokens {self.tokens:,}  cost ${self.cost:.4f}"
-            self.progress.update(self.task, advance=1, stats=stats)
+            self.progress.update(self.task, advance=1, stats=self.stats())
+
+    def stats(self) -> str:
+        parts = [f"failed {self.failed}"]
+        if self.cancelled:
+            parts.append(f"cancelled {self.cancelled}")
+        if self.elsewhere:
+            parts.append(f"run by another recorder {self.elsewhere}")
+        return "  ".join([*parts, f"tokens {self.tokens:,}", f"cost ${self.cost:.4f}"])
 
 
 def summary_table(result: BatchResult) -> Table:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 
-from rlmine.cli.options import DbOption, JsonOption, open_store
+from rlmine.cli.options import DbOption, JsonOption
 from rlmine.cli.output import console, err_console, print_json
-from rlmine.errors import UserError
+from rlmine.config import resolve_db_path
+from rlmine.errors import RlmineRuntimeError, UserError
 
 
 def record_cmd(
@@ -54,6 +55,15 @@ def record_cmd(
     sim_latency: float | None = typer.Option(
         None, "--sim-latency", min=0, help="Simulator only: scale of simulated latency."
     ),
+    lm_retries: int | None = typer.Option(
+        None,
+        "--lm-retries",
+        min=0,
+        help="Network models: retries per LLM call on 429/5xx/timeouts (default 6).",
+    ),
+    lm_timeout: float | None = typer.Option(
+        None, "--lm-timeout", min=0.1, help="Network models: seconds per LLM request attempt (default 60)."
+    ),
     db: Path | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -72,7 +82,11 @@ def record_cmd(
         "max_sub_calls": max_sub_calls,
         "cell_timeout_s": cell_timeout,
     }
-    lm_options = {"latency": sim_latency} if sim_latency is not None else {}
+    lm_options = {
+        name: value
+        for name, value in (("latency", sim_latency), ("max_retries", lm_retries), ("timeout_s", lm_timeout))
+        if value is not None
+    }
     opts = RecordOptions(
         runs=runs,
         models=tuple(model),
@@ -88,13 +102,13 @@ def record_cmd(
         api_key_env=api_key_env,
         lm_options=lm_options,
     )
-    store = open_store(db, create=True)
+    db_path = resolve_db_path(db)  # opened (and created) by record() after its preflight checks
     out = console()
     status_out = err_console() if as_json else out  # keep stdout pure JSON for scripts
     cancel = threading.Event()
     bar = BatchProgress(status_out, f"recording {spec.name}")
     with sigint_cancels(cancel, status_out), bar.progress:
-        result = record(spec, db=store, options=opts, on_event=bar, cancel=cancel)
+        result = record(spec, db=db_path, options=opts, on_event=bar, cancel=cancel)
     if as_json:
         print_json(
             {
@@ -104,6 +118,7 @@ def record_cmd(
                 "skipped": result.skipped,
                 "by_status": result.by_status,
                 "cancelled": result.cancelled,
+                "elsewhere": result.elsewhere,
                 "runs": [r.id for r in result.runs],
             }
         )
@@ -112,6 +127,10 @@ def record_cmd(
             out.print(
                 f"Resumed batch {result.batch_name}: {result.skipped} of {result.planned} runs were already done."
             )
+        if result.elsewhere:
+            out.print(
+                f"{result.elsewhere} of {result.planned} runs were claimed by another recorder working on this batch."
+            )
         if result.runs:
             out.print(summary_table(result))
         out.print(
@@ -119,6 +138,12 @@ def record_cmd(
         )
     if result.cancelled:
         raise typer.Exit(130)
+    if result.failed:
+        first = next(run.error for run in result.runs if run.status == "error")
+        raise RlmineRuntimeError(
+            f"{result.failed} of {len(result.runs)} runs ended in error (first: {first})",
+            f"`rlmine runs list --batch {result.batch_name} --status error` to see each run's error",
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -28,7 +28,8 @@ def _missing(value: object) -> bool:
 
 def model_label(model: object) -> str:
     name = "-" if _missing(model) else str(model)
-    return f"{name} (simulator)" if name in SIMULATED_MODELS else name
+    # "sim@HOST:PORT": the simulator served over HTTP by `rlmine sim-server`
+    return f"{name} (simulator)" if name.split("@", 1)[0] in SIMULATED_MODELS else name
 
 
 def _fmt(value: object, spec: str = "") -> str:

@@ -25,7 +25,7 @@ def score_cmd(
     """Re-score every run of a task against its expected answer (the run's, else its instance's)."""
     from recorder.importers.scoring import rescore_task
 
-    report = rescore_task(open_store(db), task, checker=checker).as_dict()
+    report = rescore_task(open_store(db, write=True), task, checker=checker).as_dict()
     if as_json:
         print_json(report)
         return

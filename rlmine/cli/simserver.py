@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from recorder.lm.base import LM
+from rlmine.cli.output import err_console
 from rlmine.errors import RlmineError, UserError
 
 __all__ = ["SIM_MODELS", "register", "sim_lm_factory"]
@@ -44,7 +45,7 @@ def register(app: typer.Typer) -> None:
     @app.command("sim-server")
     def sim_server(
         host: Annotated[str, typer.Option(help="Loopback address to bind.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 0,
+        port: Annotated[int, typer.Option(help="TCP port (0-65535); 0 picks a free one.")] = 0,
         latency: Annotated[float | None, typer.Option(help="Simulated seconds per call (scale).")] = None,
         seed: Annotated[int | None, typer.Option(help="Simulator seed.")] = None,
         rate_limit_every: Annotated[int | None, typer.Option(min=1, help="Every Nth request → 429.")] = None,
@@ -69,6 +70,10 @@ def register(app: typer.Typer) -> None:
             slow_s=slow_s,
         )
         try:
+            if not 0 <= port <= 65535:
+                raise UserError(
+                    f"port {port} is out of range (0-65535)", "--port 8000, or --port 0 for a free one"
+                )
             build = sim_lm_factory(latency=latency, seed=seed)
             lms = {name: build(name) for name in SIM_MODELS}
             server = SimServer(
@@ -79,8 +84,8 @@ def register(app: typer.Typer) -> None:
                 models=list(SIM_MODELS),
             )
             url = server.start()
-        except RlmineError as exc:
-            console.print(f"Error: {exc.one_line()}", markup=False)
+        except RlmineError as exc:  # one line on stderr, also when run outside rlmine's main()
+            err_console().print(f"Error: {exc.one_line()}", markup=False)
             raise typer.Exit(1) from None
         console.print(f"Simulator (not a real LLM) serving at {url}", markup=False, soft_wrap=True)
         console.print(

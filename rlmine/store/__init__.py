@@ -19,12 +19,13 @@ import duckdb
 from rlmine import __version__
 from rlmine.config import DEFAULT_DB
 from rlmine.errors import SchemaTooNewError, StoreError
-from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error
-from rlmine.store.migrations import LATEST_VERSION, apply_migrations, current_version
+from rlmine.store.claims import claim_slots, release_claims
+from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error, write_lock
+from rlmine.store.migrations import LATEST_VERSION, apply_migrations, current_version, foreign_tables
 from rlmine.store.writes import save_traces
 from rlmine.trace import Trace
 
-__all__ = ["Store"]
+__all__ = ["Store", "claim_slots", "release_claims"]
 
 _DUCKDB_MAGIC = b"DUCK"
 
@@ -60,18 +61,22 @@ class Store:
         *,
         create: bool = False,
         recover: bool = True,
+        read_only: bool = False,
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
     ) -> Store:
         """Open (and with ``create`` make) a database, migrating an older schema.
 
         Raises :class:`StoreError` for a missing file (unless ``create``), a
-        missing directory, a file that is not DuckDB, or a corrupt file, and
-        :class:`SchemaTooNewError` for a database from a newer rlmine.
+        missing directory, a file that is not DuckDB, a DuckDB file of another
+        application (tables but no rlmine migrations: never modified), or a corrupt
+        file, and :class:`SchemaTooNewError` for a database from a newer rlmine.
+        ``read_only`` writes and creates nothing: no migration (an older schema is
+        refused with a hint), no spool recovery, no file.
         """
         store = cls(Path(path), busy_timeout_s=busy_timeout_s)
         p = store.path
         if not p.exists():
-            if not create:
+            if not create or read_only:
                 raise StoreError(
                     f"no database at {p}",
                     "`rlmine demo`, `rlmine record` or `rlmine import` to create one, or --db PATH",
@@ -86,17 +91,31 @@ class Store:
                     )
         else:
             _check_file(p)
-        store._ensure_schema()
-        if recover:
+        store._ensure_schema(read_only)
+        if recover and not read_only:
             from rlmine.store.spool import recover_spools
 
             recover_spools(store)
         return store
 
-    def _ensure_schema(self) -> None:
+    def _ensure_schema(self, read_only: bool = False) -> None:
         if self.path.exists():
             with self._connect(read_only=True) as con:
-                version = current_version(con)
+                foreign = foreign_tables(con)
+                version = 0 if foreign else current_version(con)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise StoreError(
+                    f"{self.path} is another application's DuckDB database (tables {shown}, no rlmine schema); "
+                    "rlmine leaves it untouched",
+                    "another --db path, e.g. traces/rlmine.duckdb",
+                )
+            if read_only and version < LATEST_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, older than this rlmine's "
+                    f"({LATEST_VERSION}), and this command only reads",
+                    f"`rlmine db upgrade --db {self.path}` first (it keeps a backup copy)",
+                )
             if version > LATEST_VERSION:
                 raise SchemaTooNewError(
                     f"{self.path} has schema version {version}, newer than this rlmine understands ({LATEST_VERSION})",
@@ -141,7 +160,7 @@ class Store:
     @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection inside one transaction (commit on success)."""
-        with self._connect(read_only=False) as con:
+        with write_lock(self.path), self._connect(read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con

@@ -12,6 +12,7 @@ jittered backoff for up to ``busy_timeout_s`` before giving up with
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,10 +79,23 @@ def connect(
             if time.monotonic() >= deadline:
                 raise DatabaseBusyError(
                     f"{path} stayed locked by another process for {busy_timeout_s:.0f}s",
-                    "again when the other rlmine command has finished, or raise --busy-timeout",
+                    "again when the other rlmine command has finished (or raise busy_timeout_s in Python)",
                 ) from exc
         time.sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 0.25)
+
+
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(path: Path) -> threading.RLock:
+    """One lock per database file for this process's writers (the spool flusher, slot claims):
+    the Python client fails intermittently when two threads open write connections to one
+    file at once (``python_arrow_scan does not exist``), and DuckDB serialises writers anyway."""
+    key = str(Path(path).resolve())
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.RLock())
 
 
 @contextmanager

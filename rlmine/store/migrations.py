@@ -190,6 +190,22 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
+def foreign_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Tables of a database that rlmine did not make: all of them when it has tables but no
+    rlmine ``schema_migrations`` (one with an ``rlmine_version`` column), else none."""
+    rows = con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_catalog = current_database() ORDER BY 1, 2"
+    ).fetchall()
+    ours = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_catalog = current_database() "
+        "AND table_name = 'schema_migrations' AND column_name = 'rlmine_version'"
+    ).fetchone()
+    if not rows or (ours is not None and ours[0] > 0):
+        return []
+    return [name if schema == "main" else f"{schema}.{name}" for schema, name in rows]
+
+
 def apply_migrations(
     con: duckdb.DuckDBPyConnection, rlmine_version: str, upto: int | None = None
 ) -> list[int]:
