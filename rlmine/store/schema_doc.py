@@ -27,6 +27,11 @@ TABLE_NOTES: dict[str, str] = {
     "iterations": "One turn of a run's root loop: reasoning, executed code and its output.",
     "llm_calls": "One language-model call (root turn or sub-LM query) of a run.",
     "step_labels": "Simulator ground truth: the tactic meant for a line range of an iteration's code.",
+    "agent_builds": "One `rlmine agent build`: its inputs, and the agent it emitted or why it emitted none.",
+    "agents": "A generated agent script with its provenance (source runs, question shapes, validation scores).",
+    "agent_candidates": "One candidate of a build: a sliced program, its validation scores or its failure reason.",
+    "evals": "One `rlmine eval` of an agent against the RLM on a task's split, with its summary.",
+    "agent_evals": "One answer of an eval: the agent or the RLM on one instance (one repeat).",
 }
 
 UNDOCUMENTED = "(undocumented)"
