@@ -78,9 +78,13 @@ class _Normalize(ast.NodeTransformer):
         self.generic_visit(node)
         if isinstance(node.func, ast.Name) and node.func.id in ("FINAL", "FINAL_VAR"):
             args = list(node.args)
-            if node.func.id == "FINAL_VAR" and len(args) == 1 and isinstance(args[0], ast.Constant):
-                if isinstance(args[0].value, str):
-                    args = [ast.Name(args[0].value, ast.Load())]
+            first = args[0] if len(args) == 1 else None
+            if (
+                node.func.id == "FINAL_VAR"
+                and isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+            ):
+                args = [ast.Name(first.value, ast.Load())]
             return ast.copy_location(ast.Call(ast.Name("SUBMIT", ast.Load()), args, node.keywords), node)
         return node
 
@@ -113,7 +117,9 @@ def _answer_ready(stmt: ast.stmt) -> bool:
         return False
     target, value = stmt.targets[0], stmt.value
     if isinstance(target, ast.Name) and target.id == "answer" and isinstance(value, ast.Dict):
-        pairs = {k.value: v for k, v in zip(value.keys, value.values, strict=True) if isinstance(k, ast.Constant)}
+        pairs = {
+            k.value: v for k, v in zip(value.keys, value.values, strict=True) if isinstance(k, ast.Constant)
+        }
         ready = pairs.get("ready")
         return "content" in pairs and isinstance(ready, ast.Constant) and ready.value is True
     return (
@@ -172,7 +178,9 @@ def _ran_until_answer(cells: Sequence[Cell]) -> tuple[list[ast.stmt], str]:
             if final is not None:
                 ran.append(_submit(ast.Constant(final.group(1).strip().strip("\"'"))))
                 return ran, "FINAL"
-    raise SliceError("the run never gave an answer (no SUBMIT, FINAL or answer['ready'])", "a run that submitted")
+    raise SliceError(
+        "the run never gave an answer (no SUBMIT, FINAL or answer['ready'])", "a run that submitted"
+    )
 
 
 def slice_cells(cells: Sequence[Cell]) -> Slice:

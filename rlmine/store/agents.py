@@ -132,7 +132,9 @@ def list_agents(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def resolve_agent_id(con: duckdb.DuckDBPyConnection, agent_id: str) -> str:
     """A full agent id or a unique prefix (with or without the ``agent-`` prefix)."""
     wanted = agent_id if agent_id.startswith("agent-") else f"agent-{agent_id}"
-    rows = con.execute("SELECT id FROM agents WHERE starts_with(id, ?) ORDER BY id LIMIT 3", [wanted]).fetchall()
+    rows = con.execute(
+        "SELECT id FROM agents WHERE starts_with(id, ?) ORDER BY id LIMIT 3", [wanted]
+    ).fetchall()
     if len(rows) == 1 or (rows and rows[0][0] == wanted):
         return str(rows[0][0])
     if not rows:
