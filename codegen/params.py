@@ -114,7 +114,9 @@ def question_shape(
         if found is not None:
             derived.append((name, *found))
             values[name] = value
-    shape = QuestionShape("".join(template), "".join(pattern), tuple(seen.items()), tuple(derived))
+    # Without slots the code does not depend on the question: any question will do.
+    regex = "".join(pattern) if seen else "^.*$"
+    shape = QuestionShape("".join(template), regex, tuple(seen.items()), tuple(derived))
     return Parameters(shape, values)
 
 
