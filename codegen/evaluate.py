@@ -203,7 +203,8 @@ def _agent_rows(
                 return make_lm("sim", role="root" if model == "sim" else "sub", latency=latency)
 
             server = stack.enter_context(SimServer(factory, models=("sim", "sim-sub")))
-            api_base, model = server.base_url, "sim-sub"
+            api_base: str | None = server.base_url
+            model = "sim-sub"
         else:
             api_base, model = opts.api_base, sub
         path = agent_file

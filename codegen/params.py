@@ -179,7 +179,11 @@ class _Literals(ast.NodeTransformer):
         return ast.Subscript(ast.Name(PARAMS_NAME, ast.Load()), ast.Constant(name), ast.Load())
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
-        node.value = self.visit(node.value)  # indices and slice bounds stay literal: positions, not values
+        # An index (x[2], row["k"]) is a position or a key, never a parameter; a slice bound
+        # may be one (ranked[:k]).
+        node.value = self.visit(node.value)
+        if isinstance(node.slice, ast.Slice):
+            node.slice = self.visit(node.slice)
         return node
 
     def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:

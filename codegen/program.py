@@ -60,7 +60,6 @@ def program_source(name: str, statements: Sequence[str]) -> str:
         body=body,
         decorator_list=[],
         returns=None,
-        type_params=[],
     )
     return unparse(ast.Module([fn], [])) + "\n"
 

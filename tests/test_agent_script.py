@@ -60,7 +60,9 @@ def built(tmp_path: Path) -> tuple[Store, Path, str]:
 
 
 def _run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+    }
     return subprocess.run(
         [sys.executable, "-I", str(script), *args], capture_output=True, text=True, env=env, check=False
     )
@@ -71,7 +73,10 @@ def test_rendered_script_matches_the_golden_file() -> None:
     from rlmine.store import ReplCell
 
     trace = _trace()
-    cells = [ReplCell(trace.run.id, it.index, 0, it.code or "", False, None, it.reasoning or "") for it in trace.iterations]
+    cells = [
+        ReplCell(trace.run.id, it.index, 0, it.code or "", False, None, it.reasoning or "")
+        for it in trace.iterations
+    ]
     program = run_program(trace.run.id, cells, QUESTION, {})
     spec = AgentSpec(
         title="Agent built from run 01RUNAAAAAAAAAAAAAAAAAAAAA",
@@ -89,7 +94,9 @@ def test_rendered_script_matches_the_golden_file() -> None:
     assert script == GOLDEN.read_text()
 
 
-def test_replay_reproduces_the_run_and_off_fails_cleanly(built: tuple[Store, Path, str], tmp_path: Path) -> None:
+def test_replay_reproduces_the_run_and_off_fails_cleanly(
+    built: tuple[Store, Path, str], tmp_path: Path
+) -> None:
     store, context, run_id = built
     result = build_from_run(store, run_id, context)
     assert result.agent_id is not None and result.rendered is not None

@@ -55,7 +55,10 @@ _RUN_COLS = (
 
 
 def _summary(row: tuple[Any, ...]) -> RunSummary:
-    return RunSummary(*row[:11], int(row[11]), int(row[12]))
+    rid, task, inst, engine, question, answer, correct, status, root, sub, ctx, subs, tokens = row
+    return RunSummary(
+        rid, task, inst, engine, question, answer, correct, status, root, sub, ctx, int(subs), int(tokens)
+    )
 
 
 def read_cells(con: duckdb.DuckDBPyConnection, run_id: str) -> list[ReplCell]:
