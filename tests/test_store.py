@@ -15,9 +15,9 @@ import pytest
 from rlmine.errors import NotFoundError, StoreError
 from rlmine.ids import sha256_text
 from rlmine.store import Store
-from rlmine.store.migrations import LATEST_VERSION
 from rlmine.store.catalog import InstanceRow, find_task_id, upsert_batch, upsert_instances, upsert_task
 from rlmine.store.export import export_parquet
+from rlmine.store.migrations import LATEST_VERSION
 from rlmine.store.owners import current_owner
 from rlmine.store.queries import (
     TRACE_TABLES,
