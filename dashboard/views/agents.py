@@ -36,7 +36,7 @@ def _picker(page: data.PageData, current: str) -> None:
     )
 
 
-def _provenance(agent: dict[str, Any]) -> None:
+def _provenance(agent: ui.Record) -> None:
     runs = json.loads(agent["source_runs"] or "[]")
     tactics = json.loads(agent["tactic_sequence"] or "[]")
     validation = json.loads(agent["validation"] or "{}")
