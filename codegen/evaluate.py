@@ -1,7 +1,8 @@
 """``rlmine eval``: the agent against the RLM on a task's held-out instances, side by side.
 
 The RLM side is the recorded runs of an eval batch on those instances (recorded first
-when missing, same root and sub models; re-running the eval reuses them). The agent
+when missing, same root and sub models, distinct seeds per instance; re-running the
+eval reuses them). The agent
 side runs the standalone script in a subprocess, ``--llm live``, as a user would —
 against the same sub-LM (for the simulator, a loopback ``SimServer`` with the same
 simulated latency). Both are scored by the task's checker. Reported per system:
@@ -142,28 +143,14 @@ def run_eval(
             f"task {task.name!r} has no {opts.split} instances", "--split validation, or more instances"
         )
     agent_id, agent_file, script = resolve_agent_script(store, task_id, agent)
-    lm_options = {"latency": opts.sim_latency} if opts.sim_latency is not None else {}
-    batch = record(
-        task,
-        db=store,
-        options=RecordOptions(
-            runs=opts.runs_per_instance,
-            models=(opts.root_model,),
-            sub_model=opts.sub_model,
-            split=opts.split,
-            concurrency=opts.concurrency,
-            batch=f"eval-{task.name}-{opts.split}-{opts.root_model}-x{opts.runs_per_instance}"
-            + (f"-lat{opts.sim_latency:g}" if opts.sim_latency is not None else ""),
-            lm_options=lm_options,
-        ),
-    )
+    batch_id = _record_rlm(store, task, instances, opts)
     with store.reader() as con:
         ids = [r[0] for r in con.execute(
-            "SELECT id FROM runs WHERE batch_id = ? AND status <> 'running' ORDER BY id", [batch.batch_id]
+            "SELECT id FROM runs WHERE batch_id = ? AND status <> 'running' ORDER BY id", [batch_id]
         ).fetchall()]  # fmt: skip
         costs = run_costs(con, ids)
         by_instance = dict(
-            con.execute("SELECT id, instance_id FROM runs WHERE batch_id = ?", [batch.batch_id]).fetchall()
+            con.execute("SELECT id, instance_id FROM runs WHERE batch_id = ?", [batch_id]).fetchall()
         )
     rows: list[EvalRow] = []
     repeats: dict[str, int] = {}
@@ -184,6 +171,31 @@ def run_eval(
         eval_id = save_eval(con, task_id=task_id, agent_id=agent_id, split=opts.split,
                             runs_per_instance=opts.runs_per_instance, rows=rows, summary=summary)  # fmt: skip
     return EvalReport(eval_id, agent_id, task.name, summary, rows)
+
+
+def _record_rlm(store: Store, task: Any, instances: list[Any], opts: EvalOptions) -> str:
+    """Record (or reuse) the RLM runs: instance i gets seeds i*K .. i*K+K-1.
+
+    Distinct seeds per instance matter: a seeded model (the simulator draws its strategy
+    from the seed) run with seed 0 everywhere would be judged on one draw repeated.
+    """
+    k = opts.runs_per_instance
+    name = f"eval-{task.name}-{opts.split}-{opts.root_model}-x{k}" + (
+        f"-lat{opts.sim_latency:g}" if opts.sim_latency is not None else ""
+    )
+    lm_options = {"latency": opts.sim_latency} if opts.sim_latency is not None else {}
+
+    def one(index: int) -> str:
+        options = RecordOptions(
+            runs=k, models=(opts.root_model,), sub_model=opts.sub_model, split=None, seeds=(index * k,),
+            instance_ids=(instances[index].id,), concurrency=max(1, min(k, opts.concurrency)), batch=name,
+            lm_options=lm_options,
+        )  # fmt: skip
+        return record(task, db=store, options=options).batch_id
+
+    # One instance after the other: concurrent record() calls would race on the catalogue rows.
+    batch_ids = [one(index) for index in range(len(instances))]
+    return batch_ids[0]
 
 
 def _agent_rows(
