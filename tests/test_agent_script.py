@@ -151,3 +151,36 @@ def test_bad_inputs_each_give_one_line(built: tuple[Store, Path, str], tmp_path:
         with store.writer() as con:
             con.execute("UPDATE runs SET final_answer = 'svc1' WHERE id = ?", [run_id])
         build_from_run(store, run_id, context)
+
+
+def test_set_iteration_order_is_the_same_on_every_run(tmp_path: Path) -> None:
+    from codegen.params import question_shape
+
+    spec = AgentSpec(
+        title="order",
+        task=None,
+        programs=(
+            ProgramSpec(
+                question_shape("any", {}).shape,
+                ("words = {w for w in context.split()}", "SUBMIT(','.join(words))"),
+                ("r",),
+                False,
+            ),
+        ),
+        default_question="any",
+        default_model="m",
+        replay={},
+    )
+    script = tmp_path / "agent.py"
+    script.write_text(render_agent(spec).script)
+    context = tmp_path / "words.txt"
+    context.write_text(" ".join(f"word{i}" for i in range(50)))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHASHSEED", "PYTHONPATH")}
+    outs = {
+        subprocess.run(
+            [sys.executable, str(script), "--context", str(context), "--llm", "off"],
+            capture_output=True, text=True, env=env, check=True,
+        ).stdout
+        for _ in range(4)
+    }  # fmt: skip
+    assert len(outs) == 1 and outs.pop().count(",") == 49
