@@ -189,7 +189,7 @@ def _record_rlm(store: Store, task: Any, instances: list[Any], opts: EvalOptions
         options = RecordOptions(
             runs=k, models=(opts.root_model,), sub_model=opts.sub_model, split=None, seeds=(index * k,),
             instance_ids=(instances[index].id,), concurrency=max(1, min(k, opts.concurrency)), batch=name,
-            lm_options=lm_options,
+            lm_options=lm_options, api_base=opts.api_base,
         )  # fmt: skip
         return record(task, db=store, options=options).batch_id
 
