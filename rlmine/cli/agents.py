@@ -56,6 +56,12 @@ def build_cmd(
         6, "--max-candidates", min=1, help="With --task: candidates per shape."
     ),
     concurrency: int = typer.Option(4, "-c", "--concurrency", min=1, max=64, help="Sandboxes at once."),
+    sub_model: str | None = typer.Option(
+        None, "--sub-model", help="With --task: the sub-LM for validation (default: the runs' own)."
+    ),
+    api_base: str | None = typer.Option(
+        None, "--api-base", help="OpenAI-compatible endpoint of --sub-model."
+    ),
     db: Path | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
