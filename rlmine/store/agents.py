@@ -154,7 +154,9 @@ def get_agent(con: duckdb.DuckDBPyConnection, agent_id: str) -> dict[str, Any]:
     out = dict(zip(names, row, strict=True))
     for key in ("source_runs", "tactic_sequence", "shapes", "validation"):
         out[key] = json.loads(out[key]) if out[key] else None
-    out["candidates"] = list_candidates(con, str(out["build_id"])).to_dict("records")
+    candidates = list_candidates(con, str(out["build_id"]))
+    # NULL arrives as NaN in a DataFrame: back to None, so the result is plain JSON
+    out["candidates"] = candidates.astype(object).where(candidates.notna(), None).to_dict("records")
     return out
 
 
