@@ -60,12 +60,12 @@ def built(tmp_path: Path) -> tuple[Store, Path, str]:
 
 
 def _run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the script with no site-packages (-S): it may use the standard library only."""
     env = {
         k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OPENAI_API_KEY", "OPENAI_BASE_URL")
     }
-    return subprocess.run(
-        [sys.executable, "-I", str(script), *args], capture_output=True, text=True, env=env, check=False
-    )
+    cmd = [sys.executable, "-I", "-S", str(script), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
 
 
 def test_rendered_script_matches_the_golden_file() -> None:

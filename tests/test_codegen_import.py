@@ -43,16 +43,29 @@ def _run_of(db: Path, style_marker: str) -> tuple[str, str]:
 
 def _build(db: Path, run_id: str, out: Path) -> dict[str, object]:
     result = CliRunner().invoke(
-        app, ["agent", "build", "--run", run_id, "--context", str(CONTEXT), "-o", str(out), "--db", str(db), "--json"]
+        app,
+        [
+            "agent",
+            "build",
+            "--run",
+            run_id,
+            "--context",
+            str(CONTEXT),
+            "-o",
+            str(out),
+            "--db",
+            str(db),
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     return dict(json.loads(result.output))
 
 
 def _agent(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-I", str(script), *args], capture_output=True, text=True, check=False
-    )
+    """Run the script with no site-packages (-S): it may use the standard library only."""
+    cmd = [sys.executable, "-I", "-S", str(script), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
 
 
 def test_final_var_run_with_batched_sub_calls_replays_its_answer(db: Path, tmp_path: Path) -> None:
@@ -68,19 +81,25 @@ def test_final_var_run_with_batched_sub_calls_replays_its_answer(db: Path, tmp_p
     assert off.returncode == 3 and off.stderr.count("\n") == 1
 
 
-def test_answer_style_run_without_llm_calls_answers_a_new_context_in_off_mode(db: Path, tmp_path: Path) -> None:
+def test_answer_style_run_without_llm_calls_answers_a_new_context_in_off_mode(
+    db: Path, tmp_path: Path
+) -> None:
     run_id, recorded = _run_of(db, "'ready': True")
     out = tmp_path / "agent.py"
     _build(db, run_id, out)
     same = _agent(out, "--context", str(CONTEXT), "--llm", "replay")
     assert same.returncode == 0 and same.stdout.strip() == recorded
     # a new log of the same shape, where another service leads
-    new_log = CODEGEN_LOG + "".join(f"\n2025-03-01 12:{i:02d}:00 ERROR cache: miss storm {i}" for i in range(6))
+    new_log = CODEGEN_LOG + "".join(
+        f"\n2025-03-01 12:{i:02d}:00 ERROR cache: miss storm {i}" for i in range(6)
+    )
     new_context = tmp_path / "new.log"
     new_context.write_text(new_log)
     expected = codegen_top_service(new_log)
     assert expected.startswith("cache")
-    done = _agent(out, "--context", str(new_context), "--llm", "off", "--json", "--question", "anything at all")
+    done = _agent(
+        out, "--context", str(new_context), "--llm", "off", "--json", "--question", "anything at all"
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["answer"] == expected and report["llm_calls"] == 0
@@ -90,7 +109,11 @@ def test_an_abbreviated_import_does_not_replay_and_writes_nothing(tmp_path: Path
     # The importer fixtures of tests/fixtures/rlms abbreviate their code ("labels = ..."): no agent.
     path = tmp_path / "abbr.duckdb"
     store = Store.open(path, create=True)
-    import_files(store, "rlms", [Path(__file__).parent / "fixtures" / "rlms" / "rlm_2025-01-11_10-00-00_e5f6a7b8.jsonl"])
+    import_files(
+        store,
+        "rlms",
+        [Path(__file__).parent / "fixtures" / "rlms" / "rlm_2025-01-11_10-00-00_e5f6a7b8.jsonl"],
+    )
     with store.reader() as con:
         run_id = con.execute("SELECT id FROM runs WHERE parent_run_id IS NULL").fetchone()[0]  # type: ignore[index]
     out = tmp_path / "agent.py"
