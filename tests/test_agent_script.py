@@ -184,3 +184,49 @@ def test_set_iteration_order_is_the_same_on_every_run(tmp_path: Path) -> None:
         for _ in range(4)
     }  # fmt: skip
     assert len(outs) == 1 and outs.pop().count(",") == 49
+
+
+class _FixedLM:
+    """Answers every prompt with the recorded verdict (the test's stand-in for a provider)."""
+
+    model = "fixed"
+
+    def complete(self, messages: object, **_: object) -> object:
+        from recorder.lm.base import LMResponse
+
+        return LMResponse(text=" svc0 \n", model=self.model, tokens_in=20, tokens_out=2)
+
+
+def test_live_mode_retries_a_server_error_and_reports_usage(
+    built: tuple[Store, Path, str], tmp_path: Path
+) -> None:
+    import urllib.request
+
+    from recorder.lm.server import FaultConfig, SimServer
+
+    store, context, run_id = built
+    rendered = build_from_run(store, run_id, context).rendered
+    assert rendered is not None
+    script = tmp_path / "agent.py"
+    script.write_text(rendered.script)
+    with SimServer(lambda _m: _FixedLM(), faults=FaultConfig(error_500_every=2)) as server:  # type: ignore[arg-type,return-value]
+        body = json.dumps({"model": "fixed", "messages": [{"role": "user", "content": "warm-up"}]}).encode()
+        request = urllib.request.Request(
+            f"{server.base_url}/chat/completions", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(
+            request, timeout=10
+        ) as answer:  # request 1: the agent's first is 2, a 500
+            assert answer.status == 200
+        audit = tmp_path / "audit.jsonl"
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        done = subprocess.run(
+            [sys.executable, str(script), "--context", str(context), "--llm", "live", "--api-base", server.base_url,
+             "--model", "fixed", "--json", "--llm-audit", str(audit)],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert server.request_count == 3  # warm-up, the 500, the retry
+    report = json.loads(done.stdout)
+    assert report == {**report, "answer": "svc0", "llm_calls": 1, "tokens_in": 20, "tokens_out": 2}
+    assert json.loads(audit.read_text())["mode"] == "live"
