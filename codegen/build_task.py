@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,10 +74,14 @@ def load_task_spec(store: Store, name: str) -> tuple[str, TaskSpec]:
     return str(row["id"]), load_task(Path(source))
 
 
-def _trials(task: TaskSpec, group: CandidateGroup, split: str) -> list[Trial]:
+def _trials(
+    task: TaskSpec, group: CandidateGroup, split: str, exclude: frozenset[str] = frozenset()
+) -> list[Trial]:
     shape = group.representative.params.shape
     out = []
     for inst in task.instances_in(split):
+        if inst.id in exclude:
+            continue
         values = extract(shape, inst.question_text(task))
         if values is not None:
             out.append(Trial(inst.id, inst.context_path(task), values, inst.expected))
@@ -122,6 +126,7 @@ def build_for_task(
         cells = {r.id: read_cells(con, r.id) for r in runs}
         tactics = tactic_sequences(con, [r.id for r in runs])
     params = {i.id: dict(i.params) for i in task.instances}
+    instance_of = {r.id: r.instance_id or "" for r in runs}
     all_params = list(params.values())
     programs: list[RunProgram] = []
     records: list[CandidateRecord] = []
@@ -144,6 +149,13 @@ def build_for_task(
     for _shape, groups in group_programs(programs).items():
         tried = groups[: opts.max_candidates]
         trials = _trials(task, tried[0], opts.split)
+        validated_on = opts.split
+        if not trials and opts.split != "train":
+            # No validation instance of this shape (small tasks): hold out the train instances
+            # that none of the shape's runs came from, rather than leave the shape uncovered.
+            used = frozenset(instance_of[m.run_id] for g in groups for m in g.members)
+            trials = _trials(task, tried[0], "train", used)
+            validated_on = "train (instances no source run used)"
         if not trials:
             for group in tried:
                 records.append(
@@ -152,7 +164,7 @@ def build_for_task(
                         group,
                         None,
                         "failed",
-                        f"no {opts.split} instance has this question shape",
+                        f"no {opts.split} instance (nor a held-out train one) has this question shape",
                     )
                 )
             continue
@@ -178,7 +190,8 @@ def build_for_task(
                 status = "selected"
             else:
                 status = "passed" if score.accuracy >= opts.min_accuracy else "below-threshold"
-            records.append(_record(len(records), group, score, status, failure))
+            record = _record(len(records), group, score, status, failure)
+            records.append(replace(record, details={**record.details, "validated_on": validated_on}))
     params_used = {
         "min_accuracy": opts.min_accuracy,
         "max_candidates": opts.max_candidates,

@@ -149,3 +149,22 @@ def test_a_task_without_successful_runs_is_refused(tmp_path: Path) -> None:
         )
     code, text = _err("agent", "build", "--task", task.name, "--db", str(db), "-o", str(tmp_path / "a.py"))
     assert code == 1 and "no successful runs" in text and not (tmp_path / "a.py").exists()
+
+
+def test_without_validation_instances_candidates_are_checked_on_held_out_train_instances(
+    tmp_path: Path,
+) -> None:
+    task_file = make_task(
+        "celebrities", tmp_path / "task", size_bytes=102_400, instances=8, seed=5, splits=(0.75, 0.0, 0.25)
+    )
+    task = load_task(task_file)
+    train = [i.id for i in task.instances_in("train")]
+    assert len(train) == 6 and not task.instances_in("validation")
+    store = Store.open(tmp_path / "t.duckdb", create=True)
+    record(
+        task, db=store, options=RecordOptions(runs=3, concurrency=2, instance_ids=tuple(train[:3]), batch="b")
+    )
+    result = build_for_task(store, task.name, TaskBuildOptions(concurrency=2))
+    validated = [c for c in result.candidates if c.n_instances]
+    assert validated and all(c.details["validated_on"].startswith("train") for c in validated)
+    assert all(c.n_instances == 3 for c in validated)  # the three train instances no run came from
