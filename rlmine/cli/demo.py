@@ -118,9 +118,14 @@ def _build_and_eval(
     def x(value: float | None) -> str:
         return "-" if value is None else f"{value:.2g}×"
 
+    note = (
+        ""
+        if sim_latency
+        else " (no simulated LM latency: wall times compare start-up costs; try --sim-latency 1)"
+    )
     return (
         f"agent / RLM on the test instances: tokens {x(r['tokens'])}, LLM calls {x(r['llm_calls'])}, "
-        f"wall time (median) {x(r['wall_median'])}; accuracy {report.summary['agent']['accuracy']:.0%} "
+        f"wall time (median) {x(r['wall_median'])}{note}; accuracy {report.summary['agent']['accuracy']:.0%} "
         f"vs {report.summary['rlm']['accuracy']:.0%}"
     )
 
