@@ -21,7 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 # Two future migrations on top of today's list, used to exercise the upgrade path.
 _BASE = LATEST_VERSION
 _NOTES, _AUTHOR = _BASE + 1, _BASE + 2
-_M2 = Migration(_NOTES, "run notes", "CREATE TABLE run_notes (run_id VARCHAR PRIMARY KEY, note VARCHAR NOT NULL);")
+_M2 = Migration(
+    _NOTES, "run notes", "CREATE TABLE run_notes (run_id VARCHAR PRIMARY KEY, note VARCHAR NOT NULL);"
+)
 _M3 = Migration(_AUTHOR, "notes author", "ALTER TABLE run_notes ADD COLUMN author VARCHAR;")
 
 

@@ -8,7 +8,6 @@ the latest ``rlmine eval`` of the agent is drawn as agent-vs-RLM bars per measur
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import plotly.express as px
 import streamlit as st
