@@ -40,6 +40,7 @@ navigation = st.navigation(
             components.RUN_VIEWER, title="Run viewer", icon=":material/slideshow:", url_path="run_viewer"
         ),
         st.Page(components.COMPARE, title="Compare", icon=":material/compare:", url_path="compare"),
+        st.Page(components.AGENTS, title="Agents", icon=":material/smart_toy:", url_path="agents"),
     ]
 )
 components.sidebar()

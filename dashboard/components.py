@@ -31,6 +31,7 @@ OVERVIEW = "views/overview.py"
 RUNS = "views/runs.py"
 RUN_VIEWER = "views/run_viewer.py"
 COMPARE = "views/compare.py"
+AGENTS = "views/agents.py"
 
 AUTO_REFRESH_KEY = "rlmine_auto_refresh"
 INTERVAL_KEY = "rlmine_auto_refresh_s"

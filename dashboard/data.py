@@ -129,11 +129,19 @@ def compare_frames(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> Fr
     return frames
 
 
+def agents_frames(con: duckdb.DuckDBPyConnection, agent_id: str | None) -> Frames:
+    """Agents; for the chosen one (default: the newest) its script, candidates and latest eval."""
+    from dashboard import agent_queries as aq
+
+    return aq.agent_page(con, agent_id)
+
+
 LOADERS: dict[str, Loader] = {
     "overview": overview_frames,
     "runs": runs_frames,
     "run_viewer": viewer_frames,
     "compare": compare_frames,
+    "agents": agents_frames,
 }
 
 

@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "rlmine.cli.db",
     "rlmine.cli.dashboard",
     "rlmine.cli.simserver",
+    "rlmine.cli.agents",
+    "rlmine.cli.evaluate",
 )
 
 app = typer.Typer(

@@ -2,8 +2,9 @@
 
 1. make a demo task with a seeded generator (reused when it already exists);
 2. record a batch of runs with the RLM **simulator** (root and sub-LM), in parallel;
-3. run the later stages that exist in this version (mining, agents: not yet);
-4. print a summary and the next commands to try.
+3. build an agent from the successful runs (validated on the validation split) and
+   eval it against the RLM on the test split (mining: not yet);
+4. print a summary, the agent/RLM ratios and the next commands to try.
 
 Re-running reuses the task and the batch: finished runs are not recorded again.
 """
@@ -82,10 +83,51 @@ def demo_cmd(
         term.print(f"   reused {result.skipped} of {result.planned} runs recorded earlier")
     if result.runs:
         term.print(summary_table(result))
-    term.print("3. mine tactics, build an agent, eval: not in this version yet (see docs/architecture.md).")
+    ratios = _build_and_eval(term, store, spec.name, concurrency, sim_latency, out / "agents")
     _summary(term, store, result.batch_id)
+    if ratios:
+        term.print(ratios)
     if result.cancelled:
         raise typer.Exit(130)
+
+
+def _build_and_eval(
+    term: Console, store: Store, task: str, concurrency: int, sim_latency: float | None, agents_dir: Path
+) -> str | None:
+    """3. build an agent from the recorded runs and eval it against the RLM on the test split."""
+    from codegen import BuildError, EvalOptions, TaskBuildOptions, build_for_task, run_eval
+    from rlmine.cli.agents import write_atomically
+    from rlmine.cli.evaluate import eval_table
+
+    try:
+        built = build_for_task(store, task, TaskBuildOptions(concurrency=concurrency))
+    except BuildError as exc:
+        term.print(f"3. agent: none — {exc.one_line()}")
+        return None
+    assert built.rendered is not None
+    agents_dir.mkdir(parents=True, exist_ok=True)
+    path = agents_dir / f"{task}-agent.py"
+    write_atomically(path, built.rendered.script)
+    term.print(f"3. agent: {built.agent_id} → {path} ({built.message})")
+    report = run_eval(
+        store, task, built.agent_id, EvalOptions(concurrency=concurrency, sim_latency=sim_latency)
+    )
+    term.print(eval_table(report.summary))
+    r = report.summary["ratios"]
+
+    def x(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2g}×"
+
+    note = (
+        ""
+        if sim_latency
+        else " (no simulated LM latency: wall times compare start-up costs; try --sim-latency 1)"
+    )
+    return (
+        f"agent / RLM on the test instances: tokens {x(r['tokens'])}, LLM calls {x(r['llm_calls'])}, "
+        f"wall time (median) {x(r['wall_median'])}{note}; accuracy {report.summary['agent']['accuracy']:.0%} "
+        f"vs {report.summary['rlm']['accuracy']:.0%}"
+    )
 
 
 def _summary(term: Console, store: Store, batch_id: str) -> None:
@@ -113,6 +155,7 @@ def _summary(term: Console, store: Store, batch_id: str) -> None:
     term.print(f"  rlmine runs list{db_flag}")
     if last:
         term.print(f"  rlmine runs show {last}{db_flag}")
+    term.print(f"  rlmine agent list{db_flag}")
     term.print(f"  rlmine dashboard{db_flag}")
 
 

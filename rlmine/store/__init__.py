@@ -19,13 +19,69 @@ import duckdb
 from rlmine import __version__
 from rlmine.config import DEFAULT_DB
 from rlmine.errors import SchemaTooNewError, StoreError
+from rlmine.store.agents import (
+    AgentRecord,
+    CandidateRecord,
+    EvalRow,
+    eval_rows,
+    get_agent,
+    latest_agent_for_task,
+    latest_build,
+    list_agents,
+    list_candidates,
+    list_evals,
+    resolve_agent_id,
+    save_build,
+    save_eval,
+)
+from rlmine.store.cells import (
+    ReplCell,
+    RunSummary,
+    get_run_summary,
+    read_cells,
+    run_costs,
+    runs_on_instances,
+    sub_call_responses,
+    successful_runs,
+    tactic_sequences,
+    task_names,
+    task_row,
+)
 from rlmine.store.claims import claim_slots, release_claims
 from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error, write_lock
 from rlmine.store.migrations import LATEST_VERSION, apply_migrations, current_version, foreign_tables
 from rlmine.store.writes import save_traces
 from rlmine.trace import Trace
 
-__all__ = ["Store", "claim_slots", "release_claims"]
+__all__ = [
+    "AgentRecord",
+    "CandidateRecord",
+    "EvalRow",
+    "ReplCell",
+    "RunSummary",
+    "Store",
+    "claim_slots",
+    "eval_rows",
+    "get_agent",
+    "get_run_summary",
+    "latest_agent_for_task",
+    "latest_build",
+    "list_agents",
+    "list_candidates",
+    "list_evals",
+    "read_cells",
+    "release_claims",
+    "resolve_agent_id",
+    "run_costs",
+    "runs_on_instances",
+    "save_build",
+    "save_eval",
+    "sub_call_responses",
+    "successful_runs",
+    "tactic_sequences",
+    "task_names",
+    "task_row",
+]
 
 _DUCKDB_MAGIC = b"DUCK"
 

@@ -162,9 +162,85 @@ CREATE TABLE code_blocks (
 );
 """
 
+# Codegen: each `rlmine agent build` is a build; it tries candidates (stored whether
+# they pass or fail, with the reason) and emits at most one agent. `rlmine eval`
+# stores one row per (system, instance, repeat) and its summary.
+_M0003_CODEGEN = """
+CREATE TABLE agent_builds (
+    id          VARCHAR PRIMARY KEY,
+    task_id     VARCHAR,
+    run_id      VARCHAR,
+    params      JSON,
+    outcome     VARCHAR NOT NULL,
+    message     VARCHAR,
+    agent_id    VARCHAR,
+    created_at  TIMESTAMP
+);
+CREATE TABLE agents (
+    id              VARCHAR PRIMARY KEY,
+    build_id        VARCHAR,
+    task_id         VARCHAR,
+    source_runs     JSON,
+    tactic_sequence JSON,
+    shapes          JSON,
+    validation      JSON,
+    script          VARCHAR USING COMPRESSION uncompressed,
+    script_sha256   VARCHAR NOT NULL,
+    rlmine_version  VARCHAR,
+    created_at      TIMESTAMP
+);
+CREATE TABLE agent_candidates (
+    build_id     VARCHAR NOT NULL,
+    idx          INTEGER NOT NULL,
+    shape        VARCHAR,
+    group_key    VARCHAR,
+    source_runs  JSON,
+    code         VARCHAR USING COMPRESSION uncompressed,
+    status       VARCHAR NOT NULL,
+    failure      VARCHAR,
+    n_instances  INTEGER,
+    n_correct    INTEGER,
+    accuracy     DOUBLE,
+    llm_calls    INTEGER,
+    tokens_in    BIGINT,
+    tokens_out   BIGINT,
+    wall_s       DOUBLE,
+    details      JSON,
+    PRIMARY KEY (build_id, idx)
+);
+CREATE TABLE evals (
+    id                VARCHAR PRIMARY KEY,
+    task_id           VARCHAR,
+    agent_id          VARCHAR,
+    split             VARCHAR,
+    runs_per_instance INTEGER,
+    summary           JSON,
+    created_at        TIMESTAMP
+);
+CREATE TABLE agent_evals (
+    eval_id     VARCHAR NOT NULL,
+    system      VARCHAR NOT NULL,
+    instance_id VARCHAR NOT NULL,
+    repeat      INTEGER NOT NULL,
+    agent_id    VARCHAR,
+    run_id      VARCHAR,
+    answer      VARCHAR,
+    correct     BOOLEAN,
+    score       DOUBLE,
+    llm_calls   INTEGER,
+    tokens_in   BIGINT,
+    tokens_out  BIGINT,
+    cost        DOUBLE,
+    wall_s      DOUBLE,
+    error       VARCHAR,
+    PRIMARY KEY (eval_id, system, instance_id, repeat)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core trace tables", _M0001_CORE),
     Migration(2, "code blocks", _M0002_CODE_BLOCKS),
+    Migration(3, "agents, candidates and evals", _M0003_CODEGEN),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

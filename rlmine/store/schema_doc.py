@@ -31,6 +31,11 @@ TABLE_NOTES: dict[str, str] = {
         "One fenced code block of an iteration as executed: its code, output, error, and whether it"
         " ran (`iterations.code` is the blocks' joined text)."
     ),
+    "agent_builds": "One `rlmine agent build`: its inputs, and the agent it emitted or why it emitted none.",
+    "agents": "A generated agent script with its provenance (source runs, question shapes, validation scores).",
+    "agent_candidates": "One candidate of a build: a sliced program, its validation scores or its failure reason.",
+    "evals": "One `rlmine eval` of an agent against the RLM on a task's split, with its summary.",
+    "agent_evals": "One answer of an eval: the agent or the RLM on one instance (one repeat).",
 }
 
 UNDOCUMENTED = "(undocumented)"
