@@ -3,7 +3,8 @@
 The commands run in order, in one scratch folder (so ``tasks/logs`` made by one line is there
 for the next), each as ``python -m rlmine`` in a subprocess. A few are adapted, and only
 these: context sizes are made small (the code path is the same, the test stays fast); the
-placeholder run id becomes a real one (``rlmine demo`` gets ``--size 100KB``); the import sources are the test fixtures; the
+placeholder run and agent ids become real ones (``agent build --run`` takes the
+imported FINAL_VAR fixture run, whose context is copied to ``server.log``) (``rlmine demo`` gets ``--size 100KB``); the import sources are the test fixtures; the
 long-running servers are started, checked to serve, and stopped; the line for a real
 provider runs without an API key and must stop at the preflight, writing nothing.
 """
@@ -104,6 +105,10 @@ def test_the_readme_lists_the_commands_this_test_expects() -> None:
 @pytest.mark.timeout(900)
 def test_every_readme_command_runs(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "rlms", tmp_path / "logs")
+    for log in (FIXTURES / "rlms_codegen").glob("*.jsonl"):
+        shutil.copy(log, tmp_path / "logs")
+    # The context the FINAL_VAR fixture run read: `agent build --run` replays the run on it.
+    shutil.copy(FIXTURES / "rlms_codegen" / "context.log", tmp_path / "server.log")
     shutil.copy(FIXTURES / "dspy" / "predictions.jsonl", tmp_path / "results.jsonl")
     run_id = ""
     for line in readme_commands():
@@ -123,6 +128,14 @@ def test_every_readme_command_runs(tmp_path: Path) -> None:
             continue
         if argv[:2] == ["runs", "show"]:
             argv[2] = run_id
+        if argv[:2] == ["agent", "show"]:
+            listed = run(["agent", "list", "--json"], tmp_path)
+            argv[2] = re.findall(r'"id": "(agent-[0-9a-f]+)"', listed.stdout)[0]
+        if argv[:2] == ["agent", "build"] and "--run" in argv:
+            imported = run(["runs", "list", "--engine", "rlms", "--json"], tmp_path).stdout
+            # the fixture whose answer comes from FINAL_VAR (started 2025-02-01 09:00)
+            final_var = re.findall(r'"id": "([0-9A-Z]{26})"[^}]*"started_at": "2025-02-01', imported)
+            argv[argv.index("--run") + 1] = final_var[0]
         if argv == ["demo"]:  # the same pipeline on small contexts (its own test covers the sizes)
             argv += ["--size", "100KB"]
         result = run(argv, tmp_path)

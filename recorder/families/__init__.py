@@ -54,10 +54,12 @@ def make_task(
     seed: int,
     splits: Sequence[float] = (0.6, 0.2, 0.2),
     progress: TaskProgressFn | None = None,
+    name: str | None = None,
 ) -> Path:
     """Write ``out_dir/task.yaml`` and ``out_dir/contexts/*``; return the task file path.
 
-    ``progress(done_bytes, total_bytes)`` is called as contexts are written.
+    ``progress(done_bytes, total_bytes)`` is called as contexts are written; ``name`` is the
+    task's name (default ``<family>-<size>-s<seed>``).
     """
     return make_task_with(
         get_family(family),
@@ -67,4 +69,5 @@ def make_task(
         seed=seed,
         splits=splits,
         progress=progress,
+        name=name,
     )

@@ -84,6 +84,9 @@ def make_cmd(
         None, "--out", help="Output folder (default: tasks/<family>-<size>-s<seed>).", show_default=False
     ),
     splits: str = typer.Option("0.6,0.2,0.2", "--splits", help="Train, validation, test shares."),
+    name: str | None = typer.Option(
+        None, "--name", help="Task name (default: <family>-<size>-s<seed>).", show_default=False
+    ),
 ) -> None:
     """Generate a task: FAMILY instances with contexts and exact expected answers."""
     fam = get_family(family)
@@ -115,6 +118,7 @@ def make_cmd(
             seed=seed,
             splits=shares,
             progress=advance,
+            name=name,
         )
     out_console.print(
         f"Wrote {instances} instances of {format_size(size_bytes)} to {task_file}",
