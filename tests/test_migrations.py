@@ -18,9 +18,12 @@ from rlmine.trace import Iteration, Run, Trace
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Two future migrations used to exercise the upgrade path (only migration 1 exists today).
-_M2 = Migration(2, "run notes", "CREATE TABLE run_notes (run_id VARCHAR PRIMARY KEY, note VARCHAR NOT NULL);")
-_M3 = Migration(3, "notes author", "ALTER TABLE run_notes ADD COLUMN author VARCHAR;")
+# Two future migrations used to exercise the upgrade path, numbered after today's last one.
+_N = LATEST_VERSION
+_M2 = Migration(
+    _N + 1, "run notes", "CREATE TABLE run_notes (run_id VARCHAR PRIMARY KEY, note VARCHAR NOT NULL);"
+)
+_M3 = Migration(_N + 2, "notes author", "ALTER TABLE run_notes ADD COLUMN author VARCHAR;")
 
 
 def _sha(path: Path) -> str:
@@ -58,8 +61,8 @@ def future_schema(monkeypatch: pytest.MonkeyPatch) -> tuple[Migration, ...]:
     """Pretend this rlmine ships migrations 2 and 3 on top of today's list."""
     extended = (*MIGRATIONS, _M2, _M3)
     monkeypatch.setattr(migrations, "MIGRATIONS", extended)
-    monkeypatch.setattr(migrations, "LATEST_VERSION", 3)
-    monkeypatch.setattr(rlmine.store, "LATEST_VERSION", 3)
+    monkeypatch.setattr(migrations, "LATEST_VERSION", _N + 2)
+    monkeypatch.setattr(rlmine.store, "LATEST_VERSION", _N + 2)
     return extended
 
 
@@ -116,7 +119,7 @@ def test_newer_schema_is_refused_and_the_file_left_untouched(tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["future.duckdb"]
 
 
-@pytest.mark.parametrize("old_version", [0, 1, 2])
+@pytest.mark.parametrize("old_version", [0, 1, _N + 1])
 def test_older_database_is_backed_up_then_migrated_in_place(
     tmp_path: Path, future_schema: tuple[Migration, ...], old_version: int
 ) -> None:
@@ -127,14 +130,14 @@ def test_older_database_is_backed_up_then_migrated_in_place(
         from rlmine.store.writes import save_traces
 
         save_traces(con, [_trace("R-old")])
-    if old_version >= 2:
+    if old_version >= _N + 1:
         con.execute("INSERT INTO run_notes VALUES ('R-old', 'keep me')")
     con.close()
     before = _sha(db)
 
     store = Store.open(db)
 
-    assert store.schema_version() == 3
+    assert store.schema_version() == _N + 2
     assert _versions(db) == [m.version for m in future_schema]
     backup = tmp_path / f"old.duckdb.bak-v{old_version}"
     if old_version == 0:
@@ -158,7 +161,7 @@ def test_older_database_is_backed_up_then_migrated_in_place(
     if old_version >= 1:
         assert runs == [("R-old", "42")]
         assert its == (1,)
-    if old_version >= 2:
+    if old_version >= _N + 1:
         assert notes == [("R-old", "keep me", None)]
 
 
@@ -167,20 +170,20 @@ def test_a_failing_migration_leaves_the_previous_version_intact(
 ) -> None:
     db = tmp_path / "x.duckdb"
     Store.open(db, create=True).save_traces([_trace("R1")])
-    broken = Migration(2, "broken", "CREATE TABLE half_done (x INTEGER); SELECT * FROM no_such_table;")
+    broken = Migration(_N + 1, "broken", "CREATE TABLE half_done (x INTEGER); SELECT * FROM no_such_table;")
     monkeypatch.setattr(migrations, "MIGRATIONS", (*MIGRATIONS, broken))
-    monkeypatch.setattr(migrations, "LATEST_VERSION", 2)
-    monkeypatch.setattr(rlmine.store, "LATEST_VERSION", 2)
+    monkeypatch.setattr(migrations, "LATEST_VERSION", _N + 1)
+    monkeypatch.setattr(rlmine.store, "LATEST_VERSION", _N + 1)
 
     with pytest.raises(StoreError, match=r"upgrading the schema .* failed .* the database is unchanged"):
         Store.open(db)
 
-    assert _versions(db) == [1]
+    assert _versions(db) == list(range(1, _N + 1))
     assert "half_done" not in _tables(db)
-    assert (tmp_path / "x.duckdb.bak-v1").exists()
+    assert (tmp_path / f"x.duckdb.bak-v{_N}").exists()
     con = duckdb.connect(str(db), read_only=True)
     try:
-        assert current_version(con) == 1
+        assert current_version(con) == _N
         assert con.execute("SELECT id FROM runs").fetchall() == [("R1",)]
     finally:
         con.close()
@@ -202,8 +205,8 @@ def test_schema_doc_describes_every_table_and_column() -> None:
 
 def test_schema_doc_follows_new_migrations(future_schema: tuple[Migration, ...]) -> None:
     doc = render_schema_markdown()
-    assert "Schema version 3." in doc
-    assert "3. notes author" in doc
+    assert f"Schema version {_N + 2}." in doc
+    assert f"{_N + 2}. notes author" in doc
     assert "## `run_notes`" in doc
-    assert "| `note` | VARCHAR | no |  | v2 |" in doc
-    assert "| `author` | VARCHAR | yes |  | v3 |" in doc
+    assert f"| `note` | VARCHAR | no |  | v{_N + 1} |" in doc
+    assert f"| `author` | VARCHAR | yes |  | v{_N + 2} |" in doc

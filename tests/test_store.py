@@ -17,6 +17,7 @@ from rlmine.ids import sha256_text
 from rlmine.store import Store
 from rlmine.store.catalog import InstanceRow, find_task_id, upsert_batch, upsert_instances, upsert_task
 from rlmine.store.export import export_parquet
+from rlmine.store.migrations import LATEST_VERSION
 from rlmine.store.owners import current_owner
 from rlmine.store.queries import (
     TRACE_TABLES,
@@ -469,7 +470,7 @@ def test_info_reports_counts_and_version(populated: Store) -> None:
         "llm_calls": 2,
         "step_labels": 1,
     }
-    assert info["schema_version"] == info["latest_schema_version"] == 1
+    assert info["schema_version"] == info["latest_schema_version"] == LATEST_VERSION
     assert info["size_bytes"] == populated.path.stat().st_size > 0
 
 

@@ -21,10 +21,49 @@ from rlmine.config import DEFAULT_DB
 from rlmine.errors import SchemaTooNewError, StoreError
 from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error
 from rlmine.store.migrations import LATEST_VERSION, apply_migrations, current_version
+from rlmine.store.mining import (
+    cached_embeddings,
+    code_cells,
+    directly_follows,
+    get_tactic,
+    latest_mining,
+    list_minings,
+    list_tactics,
+    next_tactic_number,
+    previous_tactics,
+    run_sequences,
+    run_steps,
+    save_embeddings,
+    save_mining,
+    step_vectors,
+    tactic_members,
+    task_id_for,
+    top_patterns,
+)
 from rlmine.store.writes import save_traces
 from rlmine.trace import Trace
 
-__all__ = ["Store"]
+__all__ = [
+    "Store",
+    # mining (rlmine/store/mining.py)
+    "cached_embeddings",
+    "code_cells",
+    "directly_follows",
+    "get_tactic",
+    "latest_mining",
+    "list_minings",
+    "list_tactics",
+    "next_tactic_number",
+    "previous_tactics",
+    "run_sequences",
+    "run_steps",
+    "save_embeddings",
+    "save_mining",
+    "step_vectors",
+    "tactic_members",
+    "task_id_for",
+    "top_patterns",
+]
 
 _DUCKDB_MAGIC = b"DUCK"
 
