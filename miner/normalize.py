@@ -54,6 +54,7 @@ KEPT_NAMES = frozenset(
 _RE_FUNCS = frozenset({"compile", "findall", "finditer", "search", "match", "fullmatch", "sub", "split"})
 _SEPARATOR = re.compile(r"^[\s,;:|/\-_.=>#*\[\](){}'\"]{0,4}$")
 _SMALL_INT = range(-1, 11)
+_PLACEHOLDERS = frozenset({"STR", "NUM", "RE"})
 
 
 class _Canonical(ast.NodeTransformer):
@@ -64,7 +65,7 @@ class _Canonical(ast.NodeTransformer):
     def _rename(self, name: str) -> str:
         if name in SUBMIT_NAMES:
             return "SUBMIT"
-        if name in KEPT_NAMES or name in self.imported:
+        if name in KEPT_NAMES or name in self.imported or name in _PLACEHOLDERS:
             return name
         if name not in self.names:
             self.names[name] = f"v{len(self.names) + 1}"
@@ -123,7 +124,8 @@ class _Canonical(ast.NodeTransformer):
             node.args = [_unwrap_label_tuple(self.visit(a)) for a in node.args]
             node.keywords = [self.visit(k) for k in node.keywords if k.arg not in ("sep", "end")]
             return node
-        if isinstance(func, ast.Attribute) and func.attr in _RE_FUNCS and node.args:
+        is_re = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "re"
+        if is_re and isinstance(func, ast.Attribute) and func.attr in _RE_FUNCS and node.args:
             first = node.args[0]
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
                 node.args[0] = _placeholder("RE", first)
