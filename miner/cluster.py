@@ -21,7 +21,7 @@ __all__ = ["ClusterOptions", "Clusters", "cluster_vectors", "match_ids"]
 
 @dataclass(frozen=True, slots=True)
 class ClusterOptions:
-    threshold: float = 0.25  # cosine distance at which clusters stop merging
+    threshold: float = 0.2  # cosine distance at which clusters stop merging (decision 0006)
     min_size: int = 3  # steps (not distinct forms) a cluster needs to be a tactic
     min_share: float = 0.002  # ... or this share of all steps, if larger
     max_direct: int = 4000  # distinct steps clustered directly; the rest are assigned

@@ -112,8 +112,11 @@ class SentenceEmbedder:
 
     def encode(self, texts: Sequence[str], on_progress: Progress | None = None) -> np.ndarray:
         model = self._load()
+        # Renamed in sentence-transformers 5 (the old name warns).
+        dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = int(dim_of())
         if not texts:
-            return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, dim), dtype=np.float32)
         if not self.token_batching:
             out = model.encode(list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
             if on_progress is not None:
@@ -122,7 +125,7 @@ class SentenceEmbedder:
         limit = int(model.max_seq_length)
         ids = model.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=limit)
         lengths = [len(x) for x in ids["input_ids"]]
-        result = np.zeros((len(texts), model.get_sentence_embedding_dimension()), dtype=np.float32)
+        result = np.zeros((len(texts), dim), dtype=np.float32)
         for batch in self._batches(lengths):
             vectors = model.encode(
                 [texts[i] for i in batch],
