@@ -124,7 +124,7 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
         task_dir / "task.yaml",
         db=db,
         runs=max(1, -(-args.runs // 3)),
-        seeds=(SEED,),
+        seeds=(args.seed,),
         concurrency=2,
         batch=f"quality-{family}",
     )
@@ -136,7 +136,10 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
             [rec.batch_id],
         ).fetchone() or (None, None)
     options = miner.MineOptions(
-        split=SplitOptions(merge_setup=args.merge_setup), cluster=ClusterOptions(threshold=args.threshold)
+        split=SplitOptions(merge_setup=args.merge_setup),
+        cluster=ClusterOptions(threshold=args.threshold),
+        group_distance=args.group_distance,
+        quorum=args.quorum,
     )
     t0 = time.perf_counter()
     result = miner.mine(store, task=task_name, embedder=args.embedder, options=options)
@@ -170,10 +173,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--seed", type=int, default=SEED, help="run seed (tune on another one than the default)")
     parser.add_argument("--runs", type=int, default=60, help="runs per family (at least 50 for the goal)")
     parser.add_argument("--size", type=int, default=200_000, help="context bytes per instance")
     parser.add_argument("--embedder", default="minilm", choices=("minilm", "hashing"))
     parser.add_argument("--threshold", type=float, default=ClusterOptions().threshold)
+    parser.add_argument("--group-distance", type=float, default=miner.MineOptions().group_distance)
+    parser.add_argument("--quorum", type=float, default=miner.MineOptions().quorum)
     parser.add_argument("--merge-setup", action="store_true", help="join setup statements to the next one")
     parser.add_argument("--quick", action="store_true", help="20 runs per family, hashing embedder")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "miner_quality.json")
@@ -212,7 +218,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     args.out.write_text(
-        json.dumps({"params": params, "seed": SEED, "families": rows, "goals": goals}, indent=2) + "\n"
+        json.dumps({"params": params, "seed": args.seed, "families": rows, "goals": goals}, indent=2) + "\n"
     )
     print(f"\ngoals met: {goals['met']}  → {args.out}")
 

@@ -66,6 +66,8 @@ class MineOptions:
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
     min_support: int = 2  # runs a frequent sequence needs
     max_pattern_length: int = 6
+    group_distance: float = 0.2  # Jaccard distance within which successful runs share an approach
+    quorum: float = 0.5  # share of the dominant group a consensus step needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,8 +241,8 @@ def mine(
         seqs, outs, min_support=opts.min_support, max_length=opts.max_pattern_length
     )
     winners = [s for s, o in zip(seqs, outs, strict=True) if o.correct and s]
-    group = dominant_group(winners)
-    consensus = consensus_plan([winners[i] for i in group])
+    group = dominant_group(winners, opts.group_distance)
+    consensus = consensus_plan([winners[i] for i in group], opts.quorum)
     timings["sequences"] = time.perf_counter() - t
 
     mining_id = new_id()

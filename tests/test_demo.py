@@ -94,6 +94,7 @@ def test_demo_command_records_then_reuses(tmp_path: Path) -> None:
     first = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=300)
     assert first.returncode == 0, first.stderr
     assert "simulator" in first.stdout and "rlmine runs show" in first.stdout
+    assert "consensus plan:" in first.stdout and "tactics" in first.stdout
     (runs, iters, subs, scored, labels) = _rows(
         db,
         "SELECT count(*), sum(n_iterations), sum(n_sub_calls), count(score), "
@@ -104,6 +105,7 @@ def test_demo_command_records_then_reuses(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "reusing" in second.stdout and "reused 6 of 6 runs" in second.stdout
     assert _rows(db, "SELECT count(*) FROM runs")[0][0] == 6
+    assert _rows(db, "SELECT count(*) FROM mining_runs")[0][0] == 2  # each demo mines again
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 1. make a demo task with a seeded generator (reused when it already exists);
 2. record a batch of runs with the RLM **simulator** (root and sub-LM), in parallel;
-3. run the later stages that exist in this version (mining, agents: not yet);
+3. mine tactics from the task's runs (``rlmine mine``); agents: not yet;
 4. print a summary and the next commands to try.
 
 Re-running reuses the task and the batch: finished runs are not recorded again.
@@ -39,6 +39,11 @@ def demo_cmd(
     out: Path = typer.Option(DEFAULT_DEMO_DIR, "--out", help="Where demo tasks are written."),
     sim_latency: float | None = typer.Option(
         None, "--sim-latency", min=0, help="Add simulated LM latency (scale)."
+    ),
+    embedder: str = typer.Option(
+        "minilm",
+        "--embedder",
+        help="Step embedder for mining: minilm (offline model) or hashing (model-free).",
     ),
     db: Path | None = DbOption,
 ) -> None:
@@ -82,10 +87,30 @@ def demo_cmd(
         term.print(f"   reused {result.skipped} of {result.planned} runs recorded earlier")
     if result.runs:
         term.print(summary_table(result))
-    term.print("3. mine tactics, build an agent, eval: not in this version yet (see docs/architecture.md).")
+    if not result.cancelled:
+        _mine(term, store, spec.name, embedder)
     _summary(term, store, result.batch_id)
     if result.cancelled:
         raise typer.Exit(130)
+
+
+def _mine(term: Console, store: Store, task: str, embedder: str) -> None:
+    """Step 3: mine the task's runs and show the tactics and the consensus plan."""
+    from miner import mine
+
+    term.print(f"3. mine: tactics of {task} (embedder {embedder}); agents and eval: not in this version yet")
+    with term.status("mining tactics…"):
+        result = mine(store, task=task, embedder=embedder)
+    names = {t.id: t.label for t in result.tactics}
+    table = Table(title="   tactics (largest first)", title_justify="left")
+    for col in ("id", "name", "steps", "runs", "lift"):
+        table.add_column(col)
+    for t in result.tactics[:8]:
+        lift = "—" if t.lift is None else f"{t.lift:.2f}"
+        table.add_row(t.id, t.label, str(t.size), str(t.n_runs), lift)
+    term.print(table)
+    plan = " → ".join(f"{tid} ({names.get(tid, '')})" for tid in result.consensus) or "none (no correct run)"
+    term.print(f"   consensus plan: {plan}")
 
 
 def _summary(term: Console, store: Store, batch_id: str) -> None:
@@ -113,6 +138,7 @@ def _summary(term: Console, store: Store, batch_id: str) -> None:
     term.print(f"  rlmine runs list{db_flag}")
     if last:
         term.print(f"  rlmine runs show {last}{db_flag}")
+    term.print(f"  rlmine tactics list{db_flag}")
     term.print(f"  rlmine dashboard{db_flag}")
 
 
