@@ -76,7 +76,7 @@ def _model_path() -> str:
 class SentenceEmbedder:
     """all-MiniLM-L6-v2 on CPU, batched by token count (``token_batching=False``: plain encode)."""
 
-    def __init__(self, *, token_budget: int = 8192, token_batching: bool = True, device: str = "cpu") -> None:
+    def __init__(self, *, token_budget: int = 2048, token_batching: bool = True, device: str = "cpu") -> None:
         self.name = DEFAULT_MODEL
         self.token_budget = token_budget
         self.token_batching = token_batching
