@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-__all__ = ["ctfidf_keywords", "readable_name"]
+__all__ = ["Namer", "ctfidf_keywords", "llm_name", "readable_name"]
+
+Namer = Callable[[str], str]  # a prompt in, the model's reply out (any LM backend, wrapped)
 
 _WORD = re.compile(r"[a-z]{3,}")
 _STOP = frozenset(
@@ -138,3 +140,24 @@ def readable_name(keywords: Sequence[str], code_vocab: set[str]) -> str:
         if len(phrases) == 3:
             break
     return " · ".join(phrases) if phrases else "misc"
+
+
+_PROMPT = """You name recurring tactics found in the Python code that language models write to solve a task.
+Name the tactic below in 2 to 6 plain words (a verb phrase such as "count regex matches over lines").
+Reply with the name only.
+
+Distinctive tokens: {keywords}
+Typical step:
+{example}
+"""
+
+
+def llm_name(namer: Namer, keywords: Sequence[str], example: str) -> str | None:
+    """A model's short name for a tactic, or None when its reply is not a short name."""
+    reply = namer(_PROMPT.format(keywords=", ".join(keywords), example=example.strip()[:800]))
+    first = next((line.strip() for line in reply.splitlines() if line.strip()), "")
+    name = first.strip(" .\"'`*").lower()
+    words = name.split()
+    if not 2 <= len(words) <= 8 or len(name) > 60 or any(w in name for w in ("cannot", "sorry", "unable")):
+        return None
+    return name

@@ -19,7 +19,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from miner.flows import (
     frequent_sequences,
     group_stats,
 )
-from miner.label import ctfidf_keywords, readable_name, reasoning_words
+from miner.label import Namer, ctfidf_keywords, llm_name, readable_name, reasoning_words
 from miner.normalize import normalize, tokens
 from miner.steps import SplitOptions, Step, split_code
 from rlmine.errors import UserError
@@ -190,8 +190,13 @@ def mine(
     embedder: Embedder | str = "minilm",
     options: MineOptions | None = None,
     progress: Progress | None = None,
+    namer: Namer | None = None,
 ) -> MiningResult:
-    """Mine the runs of ``task`` (all runs when None); store and return the mining."""
+    """Mine the runs of ``task`` (all runs when None); store and return the mining.
+
+    ``namer`` (a prompt -> reply function over any LM) names the tactics; a reply that is not
+    a short name keeps the c-TF-IDF name.
+    """
     opts = options or MineOptions()
     store = db if isinstance(db, Store) else Store.open(db)
     emb = get_embedder(embedder) if isinstance(embedder, str) else embedder
@@ -234,6 +239,8 @@ def mine(
     tactics = _tactics(
         ids, clusters.medoids, distinct, text_of, steps, step_hash, tactic_of_step, reasoning, outcome, base
     )
+    if namer is not None:
+        tactics = [replace(t, label=llm_name(namer, t.keywords, t.example) or t.label) for t in tactics]
     runs_in_order = sorted(outcome)
     seqs = [sequences.get(r, []) for r in runs_in_order]
     outs = [outcome[r] for r in runs_in_order]

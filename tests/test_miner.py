@@ -224,3 +224,19 @@ def test_a_failed_write_leaves_nothing_half_written(store: Store, monkeypatch: p
         miner.mine(store, embedder=EMB)
     with store.reader() as con:
         assert con.execute("SELECT count(*) FROM mining_runs").fetchone() == (0,)
+
+
+def test_a_label_model_names_tactics_and_unusable_replies_keep_the_keyword_name(store: Store) -> None:
+    prompts: list[str] = []
+
+    def namer(prompt: str) -> str:
+        prompts.append(prompt)
+        return "Count matches per service.\n" if "Counter" in prompt else "I cannot tell from this text."
+
+    plain = miner.mine(store, task="logs", embedder=EMB)
+    named = miner.mine(store, task="logs", embedder=EMB, namer=namer)
+    assert len(prompts) == len(named.tactics)
+    labels = {t.id: t.label for t in named.tactics}
+    counted = [t.id for t in named.tactics if "Counter" in t.example]
+    assert counted and all(labels[i] == "count matches per service" for i in counted)
+    assert all(labels[t.id] == t.label for t in plain.tactics if t.id not in counted)

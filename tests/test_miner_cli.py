@@ -63,3 +63,12 @@ def test_bad_input_is_one_line_each(tmp_path: Path) -> None:
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], proc.stderr
         assert " — try " in lines[0]
+
+
+def test_label_model_through_the_simulator_keeps_names_when_it_cannot_answer(tmp_path: Path) -> None:
+    db = tmp_path / "m.duckdb"
+    make_db(db)
+    plain = json.loads(invoke("mine", "--db", str(db), "--embedder", "hashing", "--json").output)
+    named = invoke("mine", "--db", str(db), "--embedder", "hashing", "--label-model", "sim", "--json")
+    assert named.exit_code == 0, named.output
+    assert [t["label"] for t in json.loads(named.output)["tactics"]] == [t["label"] for t in plain["tactics"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,14 @@ def mine_cmd(
     threshold: float | None = typer.Option(
         None, "--threshold", min=0.01, max=1.0, help="Cosine distance at which tactics stop merging."
     ),
+    label_model: str | None = typer.Option(
+        None,
+        "--label-model",
+        help="Name tactics with this model (any --model of `rlmine record`, e.g. sim or gpt-4o-mini).",
+    ),
+    api_base: str | None = typer.Option(
+        None, "--api-base", help="OpenAI-compatible endpoint for --label-model."
+    ),
     db: Path | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -65,12 +74,26 @@ def mine_cmd(
     def on_progress(phase: str, done: int, total: int) -> None:
         bar.update(job, completed=done, total=total)
 
+    namer = _namer(label_model, api_base) if label_model else None
     with bar:
-        result = mine(store, task=task, embedder=embedder, options=options, progress=on_progress)
+        result = mine(store, task=task, embedder=embedder, options=options, progress=on_progress, namer=namer)
     if as_json:
         print_json(result.to_json())
         return
     _report(result)
+
+
+def _namer(model: str, api_base: str | None) -> Callable[[str], str]:
+    """A prompt -> reply function over one of the recorder's LM backends (temperature 0)."""
+    from recorder.lm.base import Message
+    from recorder.lm.registry import make_lm
+
+    lm = make_lm(model, role="sub", api_base=api_base)
+
+    def name(prompt: str) -> str:
+        return lm.complete([Message("user", prompt)], temperature=0.0, max_tokens=30).text
+
+    return name
 
 
 def _report(result: MiningResult) -> None:
