@@ -43,6 +43,7 @@ def test_tactics_page_lists_tactics_shows_one_and_maps_steps(
     use_db(path)
     at = open_page(components.TACTICS)
     assert not at.error
+    assert [t.value for t in at.title] == ["Tactics"]
     table = at.dataframe[0].value
     assert list(table["id"]) == [t.id for t in sorted(result.tactics, key=lambda t: (-t.size, t.id))]
     first = str(table["id"].iloc[0])
@@ -63,6 +64,7 @@ def test_flows_page_shows_the_graph_sequences_and_outcomes(
     use_db(path)
     at = open_page(components.FLOWS)
     assert not at.error
+    assert [t.value for t in at.title] == ["Flows"]  # and no other page's script ran with it
     assert [s.value for s in at.subheader] == [
         "Directly-follows graph",
         "Top sequences",

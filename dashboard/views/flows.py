@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import components as ui
 from dashboard import data
-from dashboard.views.tactics import MINE_HINT, PERCENT, pick_mining
+from dashboard.mining_widgets import MINE_HINT, PERCENT, pick_mining
 
 TOP_EDGES = 40
 

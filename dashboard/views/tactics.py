@@ -9,28 +9,7 @@ import streamlit as st
 
 from dashboard import components as ui
 from dashboard import data
-
-PERCENT = st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)
-MINE_HINT = (
-    "Mine the recorded runs with `rlmine mine` (or `rlmine mine --task NAME`), then press **Refresh**."
-)
-
-
-def _mining_label(row: dict[str, object]) -> str:
-    task = row.get("task") or ("all runs" if ui.missing(row.get("task_id")) else row.get("task_id"))
-    return f"{task} · {row['n_tactics']} tactics · {row['n_runs']} runs · {row['id']}"
-
-
-def pick_mining(minings: object, key: str) -> str:
-    """A select box of minings (newest first); its choice is kept in the URL (``?mining=``)."""
-    rows = minings.to_dict("records")  # type: ignore[attr-defined]
-    ids = [str(r["id"]) for r in rows]
-    wanted = st.query_params.get("mining")
-    index = ids.index(wanted) if wanted in ids else 0
-    labels = {str(r["id"]): _mining_label(r) for r in rows}
-    chosen = st.selectbox("Mining", ids, index=index, format_func=labels.__getitem__, key=key)
-    st.query_params["mining"] = chosen
-    return str(chosen)
+from dashboard.mining_widgets import MINE_HINT, PERCENT, pick_mining
 
 
 def _table(page: data.PageData) -> None:
