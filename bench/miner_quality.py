@@ -7,6 +7,9 @@ while developing the miner, mine the task (all-MiniLM-L6-v2 by default), and sco
   tactic of the mined step holding its first line (rare steps count as one "rare"
   label); adjusted Rand index and V-measure against the labels. Goal: both >= 0.80.
 * outliers: rare steps / all steps. Goal: <= 10%.
+* repeatability: after the first mining, 12 more runs (another seed) are recorded and the task
+  mined again; the share of the first mining's steps whose tactic id is unchanged (goal >= 90%).
+  The scores above are of this second mining.
 * consensus: the mined consensus plan, each tactic read as the ground-truth label most of
   its steps carry (repeats collapsed), against the same plan-building function applied to
   the ground-truth sequences of the dominant sound strategy's successful runs.
@@ -142,9 +145,22 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
         quorum=args.quorum,
     )
     t0 = time.perf_counter()
-    result = miner.mine(store, task=task_name, embedder=args.embedder, options=options)
+    first = miner.mine(store, task=task_name, embedder=args.embedder, options=options)
     mine_s = time.perf_counter() - t0
+    # Repeatability: 12 more runs (another seed), mined again; tactic ids of unchanged steps kept?
+    record(
+        task_dir / "task.yaml", db=db, runs=4, seeds=(args.seed + 1,), concurrency=2, batch=f"more-{family}"
+    )
+    result = miner.mine(store, task=task_name, embedder=args.embedder, options=options)
     with store.reader() as con:
+        kept = con.execute(
+            """
+            SELECT avg(CASE WHEN a.tactic_id IS NOT DISTINCT FROM b.tactic_id THEN 1.0 ELSE 0.0 END)
+            FROM steps a JOIN steps b USING (run_id, iteration, ordinal)
+            WHERE a.mining_id = ? AND b.mining_id = ?
+            """,
+            [first.mining_id, result.mining_id],
+        ).fetchone()
         score = _score(con, result.mining_id)
         dominant, truth_plan = _truth_consensus(con, str(task_id))
         n_correct = con.execute(
@@ -164,6 +180,8 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
         "consensus_truth": truth_plan,
         "dominant_strategy": dominant,
         "consensus_equal": mined_plan == truth_plan,
+        "runs_first_mining": first.n_runs,
+        "ids_kept_after_new_runs": float(kept[0]) if kept and kept[0] is not None else None,
         "record_s": record_s,
         "mine_s": mine_s,
     }
@@ -173,7 +191,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seed", type=int, default=SEED, help="run seed (tune on another one than the default)")
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help="run seed (tune on another one than the default)"
+    )
     parser.add_argument("--runs", type=int, default=60, help="runs per family (at least 50 for the goal)")
     parser.add_argument("--size", type=int, default=200_000, help="context bytes per instance")
     parser.add_argument("--embedder", default="minilm", choices=("minilm", "hashing"))
@@ -190,15 +210,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rlmine-miner-quality-") as tmp:
         for family in FAMILIES:
             rows.append(run_family(family, Path(tmp), args))
-    header = (
-        f"{'family':<18} {'runs':>5} {'steps':>6} {'tactics':>7} {'ARI':>6} {'V':>6} {'rare':>6} consensus"
-    )
+    header = f"{'family':<18} {'runs':>5} {'steps':>6} {'tactics':>7} {'ARI':>6} {'V':>6} {'rare':>6} {'ids kept':>8} consensus"
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
             f"{r['family']:<18} {r['runs']:>5} {r['steps']:>6} {r['tactics']:>7} {r['ari']:>6.3f} "
-            f"{r['v_measure']:>6.3f} {r['outlier_share']:>6.1%} {'equal' if r['consensus_equal'] else 'differs'}"
+            f"{r['v_measure']:>6.3f} {r['outlier_share']:>6.1%} {r['ids_kept_after_new_runs']:>8.1%} "
+            f"{'equal' if r['consensus_equal'] else 'differs'}"
         )
     for r in rows:
         print(f"\n{r['family']} (dominant sound strategy: {r['dominant_strategy']})")
