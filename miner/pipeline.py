@@ -14,12 +14,11 @@ recorder waits for mining only for those moments.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ from miner.cluster import ClusterOptions, cluster_vectors, match_ids
 from miner.embed import Embedder, get_embedder
 from miner.flows import (
     Outcome,
-    Pattern,
     base_rate,
     collapse,
     consensus_plan,
@@ -40,6 +38,8 @@ from miner.flows import (
 )
 from miner.label import Namer, ctfidf_keywords, llm_name, readable_name, reasoning_words
 from miner.normalize import normalize, tokens
+from miner.result import MiningResult, Tactic
+from miner.rows import mining_tables
 from miner.steps import SplitOptions, Step, split_code
 from rlmine.errors import UserError
 from rlmine.ids import new_id
@@ -68,47 +68,6 @@ class MineOptions:
     max_pattern_length: int = 6
     group_distance: float = 0.2  # Jaccard distance within which successful runs share an approach
     quorum: float = 0.5  # share of the dominant group a consensus step needs
-
-
-@dataclass(frozen=True, slots=True)
-class Tactic:
-    id: str
-    label: str
-    keywords: list[str]
-    size: int
-    n_runs: int
-    success_rate: float | None
-    lift: float | None
-    median_iterations: float | None
-    median_llm_calls: float | None
-    median_tokens: float | None
-    example: str
-    members: list[str]
-
-
-@dataclass(frozen=True)
-class MiningResult:
-    mining_id: str
-    task_id: str | None
-    model: str
-    n_runs: int
-    n_steps: int
-    n_distinct: int
-    n_outliers: int
-    n_unparsed: int
-    n_embedded: int  # distinct steps embedded now (not found in the cache)
-    base_rate: float | None
-    tactics: list[Tactic]
-    patterns: list[Pattern]
-    consensus: list[str]
-    sequences: dict[str, list[str]]
-    timings: dict[str, float]
-    notes: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["patterns"] = [{**asdict(p), "tactics": list(p.tactics)} for p in self.patterns]
-        return data
 
 
 def _hash(text: str) -> str:
@@ -273,7 +232,7 @@ def mine(
         notes=notes,
     )
     t = time.perf_counter()
-    tables = _tables(
+    tables = mining_tables(
         result,
         opts,
         steps,
@@ -407,103 +366,3 @@ def _tactics(
             )
         )
     return out
-
-
-def _tables(
-    result: MiningResult,
-    opts: MineOptions,
-    steps: list[Step],
-    normalized: list[str],
-    step_hash: list[str],
-    tactic_of_step: list[str | None],
-    *,
-    tactics_medoid_hashes: list[str],
-) -> dict[str, pd.DataFrame]:
-    mid = result.mining_id
-    mining = pd.DataFrame(
-        [
-            {
-                "id": mid,
-                "task_id": result.task_id,
-                "params": json.dumps(asdict(opts)),
-                "model": result.model,
-                "n_runs": result.n_runs,
-                "n_steps": result.n_steps,
-                "n_distinct": result.n_distinct,
-                "n_tactics": len(result.tactics),
-                "n_outliers": result.n_outliers,
-                "n_unparsed": result.n_unparsed,
-                "base_rate": result.base_rate,
-                "consensus": json.dumps(result.consensus),
-                "timings": json.dumps({k: round(v, 4) for k, v in result.timings.items()}),
-                "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
-            }
-        ]
-    )
-    step_df = pd.DataFrame(
-        {
-            "mining_id": mid,
-            "run_id": [s.run_id for s in steps],
-            "iteration": [s.iteration for s in steps],
-            "ordinal": [s.ordinal for s in steps],
-            "line_start": [s.line_start for s in steps],
-            "line_end": [s.line_end for s in steps],
-            "code": [s.code for s in steps],
-            "normalized": normalized,
-            "hash": step_hash,
-            "parsed": [s.parsed for s in steps],
-            "failed": [s.failed for s in steps],
-            "tactic_id": pd.Series(tactic_of_step, dtype=object),
-        }
-    )
-    tactic_df = pd.DataFrame(
-        [
-            {
-                "mining_id": mid,
-                "id": t.id,
-                "label": t.label,
-                "keywords": json.dumps(t.keywords),
-                "size": t.size,
-                "n_runs": t.n_runs,
-                "success_rate": t.success_rate,
-                "lift": t.lift,
-                "median_iterations": t.median_iterations,
-                "median_llm_calls": t.median_llm_calls,
-                "median_tokens": t.median_tokens,
-                "medoid_hash": h,
-                "example": t.example,
-                "members": json.dumps(t.members),
-            }
-            for t, h in zip(result.tactics, tactics_medoid_hashes, strict=True)
-        ]
-    )
-    seq_df = pd.DataFrame(
-        [
-            {"mining_id": mid, "run_id": run, "position": pos, "tactic_id": tactic}
-            for run, seq in result.sequences.items()
-            for pos, tactic in enumerate(seq)
-        ]
-    )
-    pattern_df = pd.DataFrame(
-        [
-            {
-                "mining_id": mid,
-                "tactics": list(p.tactics),
-                "length": len(p.tactics),
-                "support": p.support,
-                "success_rate": p.success_rate,
-                "lift": p.lift,
-                "median_iterations": p.median_iterations,
-                "median_llm_calls": p.median_llm_calls,
-                "median_tokens": p.median_tokens,
-            }
-            for p in result.patterns
-        ]
-    )
-    return {
-        "mining_runs": mining,
-        "steps": step_df,
-        "tactics": tactic_df,
-        "run_tactics": seq_df,
-        "patterns": pattern_df,
-    }
