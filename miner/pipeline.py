@@ -74,10 +74,9 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _split_all(cells: pd.DataFrame, options: SplitOptions) -> tuple[list[Step], list[str], list[str], int]:
+def _split_all(cells: pd.DataFrame, options: SplitOptions) -> tuple[list[Step], list[str], int]:
     steps: list[Step] = []
     normalized: list[str] = []
-    reasoning: list[str] = []
     unparsed_cells = 0
     for row in cells.to_dict("records"):
         pieces, parsed = split_code(str(row["code"]), options)
@@ -87,11 +86,12 @@ def _split_all(cells: pd.DataFrame, options: SplitOptions) -> tuple[list[Step], 
         for ordinal, (start, end, text) in enumerate(pieces):
             canon, _ = normalize(text)
             steps.append(
-                Step(str(row["run_id"]), int(row["iteration"]), ordinal, start, end, text, parsed, failed)
+                Step(
+                    str(row["run_id"]), int(row["iteration"]), ordinal, start, end, text, parsed, failed, why
+                )
             )
             normalized.append(canon)
-            reasoning.append(why)
-    return steps, normalized, reasoning, unparsed_cells
+    return steps, normalized, unparsed_cells
 
 
 def _embed(
@@ -168,7 +168,7 @@ def mine(
     timings["read"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    steps, normalized, reasoning, unparsed_cells = _split_all(cells, opts.split)
+    steps, normalized, unparsed_cells = _split_all(cells, opts.split)
     timings["parse_normalize"] = time.perf_counter() - t
     if unparsed_cells:
         notes.append(f"{unparsed_cells} cells did not parse as Python: split into line groups")
@@ -196,7 +196,7 @@ def mine(
     sequences = _sequences(steps, tactic_of_step)
     base = base_rate(list(outcome.values()))
     tactics = _tactics(
-        ids, clusters.medoids, distinct, text_of, steps, step_hash, tactic_of_step, reasoning, outcome, base
+        ids, clusters.medoids, distinct, text_of, steps, step_hash, tactic_of_step, outcome, base
     )
     if namer is not None:
         tactics = [replace(t, label=llm_name(namer, t.keywords, t.example) or t.label) for t in tactics]
@@ -322,7 +322,6 @@ def _tactics(
     steps: list[Step],
     step_hash: list[str],
     tactic_of_step: list[str | None],
-    reasoning: list[str],
     outcome: dict[str, Outcome],
     base: float | None,
 ) -> list[Tactic]:
@@ -333,13 +332,13 @@ def _tactics(
     example_code: dict[str, str] = {}
     member_forms: dict[str, list[str]] = {i: [] for i in ids}
     medoid_hash = {ids[k]: distinct[m] for k, m in enumerate(medoids)}
-    for step, h, tactic, why in zip(steps, step_hash, tactic_of_step, reasoning, strict=True):
+    for step, h, tactic in zip(steps, step_hash, tactic_of_step, strict=True):
         if tactic is None:
             continue
         size[tactic] += 1
         runs[tactic].add(step.run_id)
         code_tok[tactic].update(tokens(text_of[h]))
-        reason_tok[tactic].update(reasoning_words(why))
+        reason_tok[tactic].update(reasoning_words(step.reasoning))
         if h == medoid_hash[tactic] and tactic not in example_code:
             example_code[tactic] = step.code
         if step.code not in member_forms[tactic] and len(member_forms[tactic]) < 5:

@@ -38,6 +38,7 @@ class Step:
     code: str
     parsed: bool
     failed: bool  # the iteration's cell raised
+    reasoning: str = ""  # the reasoning of the reply that wrote the cell (shared by its steps)
 
 
 _SETUP_CALLS = frozenset({"seed"})
