@@ -108,26 +108,41 @@ def frequent_sequences(
     return out
 
 
-def _jaccard(a: set[str], b: set[str]) -> float:
-    return 1.0 - len(a & b) / len(a | b) if a | b else 0.0
-
-
 def dominant_group(sequences: Sequence[Sequence[str]], threshold: float = 0.5) -> list[int]:
-    """Indices of the largest group of runs using similar sets of tactics."""
+    """Indices of the largest group of runs using similar sets of tactics.
+
+    Runs with the same set of tactics are clustered once (their count weighs the group), and
+    Jaccard distances come from one matrix product, so thousands of runs take a moment.
+    """
     if len(sequences) <= 2:
         return list(range(len(sequences)))
     import numpy as np
     from sklearn.cluster import AgglomerativeClustering
 
-    sets = [set(s) for s in sequences]
-    dist = np.array([[_jaccard(a, b) for b in sets] for a in sets])
+    keys = [frozenset(s) for s in sequences]
+    distinct = sorted(set(keys), key=lambda k: sorted(k))
+    if len(distinct) == 1:
+        return list(range(len(sequences)))
+    vocab = {t: i for i, t in enumerate(sorted(set().union(*distinct)))}
+    member = np.zeros((len(distinct), len(vocab)), dtype=np.float32)
+    for row, key in enumerate(distinct):
+        member[row, [vocab[t] for t in key]] = 1.0
+    inter = member @ member.T
+    sizes = member.sum(axis=1)
+    union = sizes[:, None] + sizes[None, :] - inter
+    dist = 1.0 - np.divide(inter, union, out=np.ones_like(inter), where=union > 0)
+    np.fill_diagonal(dist, 0.0)
     labels = AgglomerativeClustering(
         n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
     ).fit_predict(dist)
-    counts = Counter(int(x) for x in labels)
-    # Largest group; ties go to the group of the earliest run (deterministic).
-    best = min(counts, key=lambda lab: (-counts[lab], int(np.flatnonzero(labels == lab)[0])))
-    return [i for i, lab in enumerate(labels) if lab == best]
+    label_of = {key: int(lab) for key, lab in zip(distinct, labels, strict=True)}
+    runs_of = Counter(label_of[k] for k in keys)
+    # Largest group (in runs); ties go to the group of the earliest run (deterministic).
+    first: dict[int, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(label_of[k], i)
+    best = min(runs_of, key=lambda lab: (-runs_of[lab], first[lab]))
+    return [i for i, k in enumerate(keys) if label_of[k] == best]
 
 
 def consensus_plan(sequences: Sequence[Sequence[str]], quorum: float = 0.5) -> list[str]:

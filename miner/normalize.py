@@ -160,8 +160,7 @@ def normalize(code: str) -> tuple[str, bool]:
     except (SyntaxError, ValueError):
         return normalize_text(code), False
     tree = _Canonical().visit(tree)
-    ast.fix_missing_locations(tree)
-    return ast.unparse(tree), True
+    return ast.unparse(tree), True  # unparse needs no line numbers on the new nodes
 
 
 _STRING = re.compile(

@@ -78,13 +78,16 @@ def _split_all(cells: pd.DataFrame, options: SplitOptions) -> tuple[list[Step], 
     steps: list[Step] = []
     normalized: list[str] = []
     unparsed_cells = 0
+    canonical: dict[str, str] = {}  # runs repeat the same statements: normalize each text once
     for row in cells.to_dict("records"):
         pieces, parsed = split_code(str(row["code"]), options)
         unparsed_cells += not parsed
         failed = isinstance(row["error"], str)
         why = row["reasoning"] if isinstance(row["reasoning"], str) else ""
         for ordinal, (start, end, text) in enumerate(pieces):
-            canon, _ = normalize(text)
+            canon = canonical.get(text)
+            if canon is None:
+                canon = canonical[text] = normalize(text)[0]
             steps.append(
                 Step(
                     str(row["run_id"]), int(row["iteration"]), ordinal, start, end, text, parsed, failed, why
