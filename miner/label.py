@@ -128,8 +128,21 @@ def reasoning_words(text: str | None) -> Counter[str]:
     return Counter(_WORD.findall((text or "").lower()))
 
 
-def readable_name(keywords: Sequence[str], code_vocab: set[str]) -> str:
+# Steps with no telling API name are named by their shape (normalized medoid).
+_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^(import |from )"), "imports"),
+    (re.compile(r"^v\d+ = \{\}$"), "empty dict"),
+    (re.compile(r"^v\d+ = \[\]$"), "empty list"),
+    (re.compile(r"^v\d+ = (STR|\(STR\))$"), "text constant (prompt)"),
+    (re.compile(r"^v\d+ = (NUM|-?\d+)$"), "numeric constant"),
+)
+
+
+def readable_name(keywords: Sequence[str], code_vocab: set[str], example: str = "") -> str:
     """A short name from the top code keywords ("batched llm_query · join · collect")."""
+    for shape, name in _SHAPES:
+        if shape.search(example.strip()):
+            return name
     phrases: list[str] = []
     for tok in keywords:
         if tok not in code_vocab:

@@ -354,7 +354,7 @@ def _tactics(
         out.append(
             Tactic(
                 id=tactic,
-                label=readable_name(words, set(code_tok[tactic])),
+                label=readable_name(words, set(code_tok[tactic]), text_of[medoid_hash[tactic]]),
                 keywords=words,
                 size=size[tactic],
                 n_runs=len(runs[tactic]),

@@ -280,3 +280,20 @@ def test_a_missing_miner_extra_is_a_one_line_error_with_the_fix(
     assert "pip install 'rlmine[miner]'" in line and "--embedder hashing" in line and "\n" not in line
     with store.reader() as con:
         assert con.execute("SELECT count(*) FROM mining_runs").fetchone() == (0,)
+
+
+def test_ctfidf_keeps_distinctive_tokens_and_names_read_well() -> None:
+    from collections import Counter
+
+    from miner.label import ctfidf_keywords, readable_name
+
+    code = [
+        Counter({"print": 5, "len": 5}),
+        Counter({"print": 5, "llm_query_batched": 5, "join": 2}),
+        Counter({"print": 1, "findall": 4}),
+    ]
+    words = [[w for w, _ in kws] for kws in ctfidf_keywords(code, [Counter(), Counter(), Counter()])]
+    assert words[1][0] == "llm_query_batched" and words[2][0] == "findall"
+    assert readable_name(words[1], set(code[1])) == "batched llm_query · join · print"
+    assert readable_name([], set(), "v1 = {}") == "empty dict"
+    assert readable_name(["re"], {"re"}, "import re\nimport json") == "imports"
