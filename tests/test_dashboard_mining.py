@@ -74,3 +74,23 @@ def test_flows_page_shows_the_graph_sequences_and_outcomes(
     edges = at.dataframe[0].value
     assert {"START", "END"} <= set(edges["source"]) | set(edges["target"])
     assert edges["count"].sum() >= result.n_runs
+
+
+@pytest.mark.parametrize("page", [components.TACTICS, components.FLOWS])
+def test_pages_on_a_database_from_before_the_miner_say_how_to_mine(
+    page: str,
+    tmp_path: Path,
+    use_db: UseDb,  # noqa: F811
+) -> None:
+    import duckdb
+
+    from rlmine.store.migrations import apply_migrations
+
+    old = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(old))
+    apply_migrations(con, "0.0.1", upto=1)  # the core tables only: no mining tables yet
+    con.close()
+    use_db(old)
+    at = open_page(page)
+    assert not at.error and not at.exception
+    assert "No mining in" in " ".join(i.value for i in at.info)
