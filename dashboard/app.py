@@ -40,6 +40,8 @@ navigation = st.navigation(
             components.RUN_VIEWER, title="Run viewer", icon=":material/slideshow:", url_path="run_viewer"
         ),
         st.Page(components.COMPARE, title="Compare", icon=":material/compare:", url_path="compare"),
+        st.Page(components.TACTICS, title="Tactics", icon=":material/category:", url_path="tactics"),
+        st.Page(components.FLOWS, title="Flows", icon=":material/account_tree:", url_path="flows"),
         st.Page(components.AGENTS, title="Agents", icon=":material/smart_toy:", url_path="agents"),
     ]
 )

@@ -31,6 +31,8 @@ OVERVIEW = "views/overview.py"
 RUNS = "views/runs.py"
 RUN_VIEWER = "views/run_viewer.py"
 COMPARE = "views/compare.py"
+TACTICS = "views/tactics.py"
+FLOWS = "views/flows.py"
 AGENTS = "views/agents.py"
 
 AUTO_REFRESH_KEY = "rlmine_auto_refresh"

@@ -25,6 +25,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from dashboard import mining_data
 from dashboard import queries as q
 from dashboard import run_queries as rq
 from rlmine.config import resolve_db_path
@@ -141,6 +142,8 @@ LOADERS: dict[str, Loader] = {
     "runs": runs_frames,
     "run_viewer": viewer_frames,
     "compare": compare_frames,
+    "tactics": mining_data.tactics_frames,
+    "flows": mining_data.flows_frames,
     "agents": agents_frames,
 }
 

@@ -66,14 +66,14 @@ def test_runs_group_by_normalized_slice_or_by_the_miners_tactic_sequence(tmp_pat
     assert a.key == b.key and a.statements[-1] == "SUBMIT(words[:question_params['k']])"
     groups = group_programs([a, b])
     assert [len(g.members) for g in next(iter(groups.values()))] == [2]
-    # With the miner's view present, its tactic sequence is the key instead.
+    # Once the miner has run, its tactic sequence (the `mined_steps` view) is the key instead.
     store = Store.open(tmp_path / "m.duckdb", create=True)
     with store.writer() as con:
         con.execute(
-            "CREATE TABLE mined_steps (run_id VARCHAR, iteration INT, line_start INT, tactic VARCHAR)"
-        )
-        con.execute(
-            "INSERT INTO mined_steps VALUES ('A', 0, 1, 'split'), ('A', 0, 2, 'submit'), ('B', 0, 1, 'split')"
+            "INSERT INTO steps (mining_id, run_id, iteration, ordinal, line_start, line_end, tactic_id, "
+            "hash, parsed, failed) VALUES ('M1', 'A', 0, 0, 1, 1, 'split', 'h1', true, false), "
+            "('M1', 'A', 0, 1, 2, 2, 'submit', 'h2', true, false), "
+            "('M1', 'B', 0, 0, 1, 1, 'split', 'h1', true, false)"
         )
     with store.reader() as con:
         seqs = tactic_sequences(con, ["A", "B"])

@@ -95,21 +95,23 @@ def test_demo_command_records_then_reuses(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "simulator" in first.stdout and "rlmine runs show" in first.stdout
     demo_batch = "(SELECT id FROM batches WHERE name LIKE 'demo-%')"
+    assert "consensus plan:" in first.stdout and "tactics" in first.stdout
     (runs, iters, subs, scored, labels) = _rows(
         db,
         "SELECT count(*), sum(n_iterations), sum(n_sub_calls), count(score), "
         f"(SELECT count(*) FROM step_labels) FROM runs WHERE batch_id = {demo_batch}",
     )[0]
     assert runs == 6 and iters >= 12 and subs > 0 and scored == 6 and labels > 0
-    # step 3 builds an agent (or says why none) and, with one, evals it against the RLM
-    assert "3. agent: " in first.stdout
-    if "3. agent: none" not in first.stdout:
+    # step 4 builds an agent (or says why none) and, with one, evals it against the RLM
+    assert "4. agent: " in first.stdout
+    if "4. agent: none" not in first.stdout:
         assert "agent / RLM on the test instances" in first.stdout
     total = _rows(db, "SELECT count(*) FROM runs")[0][0]
     second = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=300)
     assert second.returncode == 0, second.stderr
     assert "reusing" in second.stdout and "reused 6 of 6 runs" in second.stdout
     assert _rows(db, "SELECT count(*) FROM runs")[0][0] == total  # eval runs are reused too
+    assert _rows(db, "SELECT count(*) FROM mining_runs")[0][0] == 2  # each demo mines again
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 The commands run in order, in one scratch folder (so ``tasks/logs`` made by one line is there
 for the next), each as ``python -m rlmine`` in a subprocess. A few are adapted, and only
 these: context sizes are made small (the code path is the same, the test stays fast); the
-placeholder run and agent ids become real ones (``agent build --run`` takes the
+placeholder run, tactic and agent ids become real ones (``agent build --run`` takes the
 imported FINAL_VAR fixture run, whose context is copied to ``server.log``) (``rlmine demo`` gets ``--size 100KB``); the import sources are the test fixtures; the
 long-running servers are started, checked to serve, and stopped; the line for a real
 provider runs without an API key and must stop at the preflight, writing nothing.
@@ -128,6 +128,9 @@ def test_every_readme_command_runs(tmp_path: Path) -> None:
             continue
         if argv[:2] == ["runs", "show"]:
             argv[2] = run_id
+        if argv[:2] == ["tactics", "show"]:
+            listed = run(["tactics", "list", "--json"], tmp_path)
+            argv[2] = re.findall(r'"id": "(T[0-9]+)"', listed.stdout)[0]
         if argv[:2] == ["agent", "show"]:
             listed = run(["agent", "list", "--json"], tmp_path)
             argv[2] = re.findall(r'"id": "(agent-[0-9a-f]+)"', listed.stdout)[0]

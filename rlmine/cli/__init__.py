@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "rlmine.cli.families",
     "rlmine.cli.imports",
     "rlmine.cli.score",
+    "rlmine.cli.mine",
     "rlmine.cli.export",
     "rlmine.cli.db",
     "rlmine.cli.dashboard",

@@ -2,9 +2,10 @@
 
 1. make a demo task with a seeded generator (reused when it already exists);
 2. record a batch of runs with the RLM **simulator** (root and sub-LM), in parallel;
-3. build an agent from the successful runs (validated on the validation split) and
-   eval it against the RLM on the test split (mining: not yet);
-4. print a summary, the agent/RLM ratios and the next commands to try.
+3. mine tactics from the task's runs (``rlmine mine``);
+4. build an agent from the successful runs (validated on the validation split) and
+   eval it against the RLM on the test split;
+5. print a summary, the agent/RLM ratios and the next commands to try.
 
 Re-running reuses the task and the batch: finished runs are not recorded again.
 """
@@ -40,6 +41,11 @@ def demo_cmd(
     out: Path = typer.Option(DEFAULT_DEMO_DIR, "--out", help="Where demo tasks are written."),
     sim_latency: float | None = typer.Option(
         None, "--sim-latency", min=0, help="Add simulated LM latency (scale)."
+    ),
+    embedder: str = typer.Option(
+        "minilm",
+        "--embedder",
+        help="Step embedder for mining: minilm (offline model) or hashing (model-free).",
     ),
     db: Path | None = DbOption,
 ) -> None:
@@ -83,7 +89,10 @@ def demo_cmd(
         term.print(f"   reused {result.skipped} of {result.planned} runs recorded earlier")
     if result.runs:
         term.print(summary_table(result))
-    ratios = _build_and_eval(term, store, spec.name, concurrency, sim_latency, out / "agents")
+    ratios = None
+    if not result.cancelled:
+        _mine(term, store, spec.name, embedder)
+        ratios = _build_and_eval(term, store, spec.name, concurrency, sim_latency, out / "agents")
     _summary(term, store, result.batch_id)
     if ratios:
         term.print(ratios)
@@ -94,7 +103,7 @@ def demo_cmd(
 def _build_and_eval(
     term: Console, store: Store, task: str, concurrency: int, sim_latency: float | None, agents_dir: Path
 ) -> str | None:
-    """3. build an agent from the recorded runs and eval it against the RLM on the test split."""
+    """4. build an agent from the recorded runs and eval it against the RLM on the test split."""
     from codegen import BuildError, EvalOptions, TaskBuildOptions, build_for_task, run_eval
     from rlmine.cli.agents import write_atomically
     from rlmine.cli.evaluate import eval_table
@@ -102,13 +111,13 @@ def _build_and_eval(
     try:
         built = build_for_task(store, task, TaskBuildOptions(concurrency=concurrency))
     except BuildError as exc:
-        term.print(f"3. agent: none — {exc.one_line()}")
+        term.print(f"4. agent: none — {exc.one_line()}")
         return None
     assert built.rendered is not None
     agents_dir.mkdir(parents=True, exist_ok=True)
     path = agents_dir / f"{task}-agent.py"
     write_atomically(path, built.rendered.script)
-    term.print(f"3. agent: {built.agent_id} → {path} ({built.message})")
+    term.print(f"4. agent: {built.agent_id} → {path} ({built.message})")
     report = run_eval(
         store, task, built.agent_id, EvalOptions(concurrency=concurrency, sim_latency=sim_latency)
     )
@@ -130,6 +139,25 @@ def _build_and_eval(
     )
 
 
+def _mine(term: Console, store: Store, task: str, embedder: str) -> None:
+    """Step 3: mine the task's runs and show the tactics and the consensus plan."""
+    from miner import mine
+
+    term.print(f"3. mine: tactics of {task} (embedder {embedder})")
+    with term.status("mining tactics…"):
+        result = mine(store, task=task, embedder=embedder)
+    names = {t.id: t.label for t in result.tactics}
+    table = Table(title="   tactics (largest first)", title_justify="left")
+    for col in ("id", "name", "steps", "runs", "lift"):
+        table.add_column(col)
+    for t in result.tactics[:8]:
+        lift = "—" if t.lift is None else f"{t.lift:.2f}"
+        table.add_row(t.id, t.label, str(t.size), str(t.n_runs), lift)
+    term.print(table)
+    plan = " → ".join(f"{tid} ({names.get(tid, '')})" for tid in result.consensus) or "none (no correct run)"
+    term.print(f"   consensus plan: {plan}")
+
+
 def _summary(term: Console, store: Store, batch_id: str) -> None:
     with store.reader() as con:
         row = con.execute(
@@ -143,7 +171,7 @@ def _summary(term: Console, store: Store, batch_id: str) -> None:
             [batch_id, batch_id],
         ).fetchone() or (0, 0, 0, 0, 0, 0, None)
     n, correct, iters, subs, tokens, labels, last = row
-    table = Table(title="4. in the database", title_justify="left", show_header=False)
+    table = Table(title="5. in the database", title_justify="left", show_header=False)
     table.add_row("runs", f"{n}  ({correct or 0} correct, {100 * (correct or 0) / max(n, 1):.0f}%)")
     table.add_row("iterations", f"{iters or 0:,}")
     table.add_row("sub-LLM calls", f"{subs or 0:,}")
@@ -155,6 +183,7 @@ def _summary(term: Console, store: Store, batch_id: str) -> None:
     term.print(f"  rlmine runs list{db_flag}")
     if last:
         term.print(f"  rlmine runs show {last}{db_flag}")
+    term.print(f"  rlmine tactics list{db_flag}")
     term.print(f"  rlmine agent list{db_flag}")
     term.print(f"  rlmine dashboard{db_flag}")
 

@@ -151,23 +151,17 @@ def task_names(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def tactic_sequences(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, tuple[str, ...]]:
-    """Each run's tactic sequence from the miner's ``mined_steps`` view, where it exists.
+    """Each run's tactic sequence from the miner's ``mined_steps`` view (its latest mining).
 
-    Empty when the miner has not run (the view is absent): callers then group by slice.
+    Runs never mined are absent: callers then group them by slice.
     """
-    present = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'mined_steps'"
-    ).fetchone()
-    if not present or not present[0] or not run_ids:
+    if not run_ids:
         return {}
-    try:
-        rows = con.execute(
-            "SELECT run_id, list(tactic ORDER BY iteration, line_start) FROM mined_steps "
-            "WHERE list_contains(?, run_id) GROUP BY run_id",
-            [run_ids],
-        ).fetchall()
-    except duckdb.Error:  # a view of another shape than expected: fall back to slices
-        return {}
+    rows = con.execute(
+        "SELECT run_id, list(tactic_id ORDER BY iteration, line_start) FROM mined_steps "
+        "WHERE list_contains(?, run_id) GROUP BY run_id",
+        [run_ids],
+    ).fetchall()
     out: dict[str, tuple[str, ...]] = {}
     for run_id, tactics in rows:
         seq: list[str] = []

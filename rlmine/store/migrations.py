@@ -237,10 +237,99 @@ CREATE TABLE agent_evals (
 );
 """
 
+# Mining results (the miner's output; issue #12). Every mining run is kept whole: its steps,
+# tactics and run sequences carry its id, so a later mining never rewrites an earlier one and
+# `mined_steps` reads the latest mining that covered each run. Embeddings are shared by all
+# minings, keyed by the normalized step's content hash and the model that made them.
+_M0004_MINING = """
+CREATE TABLE mining_runs (
+    id          VARCHAR PRIMARY KEY,
+    task_id     VARCHAR,
+    params      JSON,
+    model       VARCHAR NOT NULL,
+    n_runs      INTEGER NOT NULL,
+    n_steps     INTEGER NOT NULL,
+    n_distinct  INTEGER NOT NULL,
+    n_tactics   INTEGER NOT NULL,
+    n_outliers  INTEGER NOT NULL,
+    n_unparsed  INTEGER NOT NULL,
+    base_rate   DOUBLE,
+    consensus   JSON,
+    timings     JSON,
+    created_at  TIMESTAMP NOT NULL
+);
+CREATE TABLE steps (
+    mining_id  VARCHAR NOT NULL,
+    run_id     VARCHAR NOT NULL,
+    iteration  INTEGER NOT NULL,
+    ordinal    INTEGER NOT NULL,
+    line_start INTEGER NOT NULL,
+    line_end   INTEGER NOT NULL,
+    code       VARCHAR USING COMPRESSION uncompressed,
+    normalized VARCHAR USING COMPRESSION uncompressed,
+    hash       VARCHAR NOT NULL,
+    parsed     BOOLEAN NOT NULL,
+    failed     BOOLEAN NOT NULL,
+    tactic_id  VARCHAR,
+    PRIMARY KEY (mining_id, run_id, iteration, ordinal)
+);
+CREATE TABLE embeddings (
+    hash   VARCHAR NOT NULL,
+    model  VARCHAR NOT NULL,
+    vector FLOAT[] NOT NULL,
+    PRIMARY KEY (hash, model)
+);
+CREATE TABLE tactics (
+    mining_id      VARCHAR NOT NULL,
+    id             VARCHAR NOT NULL,
+    label          VARCHAR NOT NULL,
+    keywords       JSON,
+    size           INTEGER NOT NULL,
+    n_runs         INTEGER NOT NULL,
+    success_rate   DOUBLE,
+    lift           DOUBLE,
+    median_iterations DOUBLE,
+    median_llm_calls  DOUBLE,
+    median_tokens     DOUBLE,
+    medoid_hash    VARCHAR NOT NULL,
+    example        VARCHAR USING COMPRESSION uncompressed,
+    members        JSON,
+    PRIMARY KEY (mining_id, id)
+);
+CREATE TABLE run_tactics (
+    mining_id VARCHAR NOT NULL,
+    run_id    VARCHAR NOT NULL,
+    position  INTEGER NOT NULL,
+    tactic_id VARCHAR NOT NULL,
+    PRIMARY KEY (mining_id, run_id, position)
+);
+CREATE TABLE patterns (
+    mining_id    VARCHAR NOT NULL,
+    tactics      VARCHAR[] NOT NULL,
+    length       INTEGER NOT NULL,
+    support      INTEGER NOT NULL,
+    success_rate DOUBLE,
+    lift         DOUBLE,
+    median_iterations DOUBLE,
+    median_llm_calls  DOUBLE,
+    median_tokens     DOUBLE
+);
+CREATE VIEW mined_steps AS
+WITH latest AS (
+    SELECT run_id, max(mining_id) AS mining_id FROM steps GROUP BY run_id
+)
+SELECT s.run_id, s.iteration, s.line_start, s.line_end, s.tactic_id, t.label AS tactic_label,
+       s.ordinal, s.mining_id
+FROM steps s
+JOIN latest l ON l.run_id = s.run_id AND l.mining_id = s.mining_id
+LEFT JOIN tactics t ON t.mining_id = s.mining_id AND t.id = s.tactic_id;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core trace tables", _M0001_CORE),
     Migration(2, "code blocks", _M0002_CODE_BLOCKS),
     Migration(3, "agents, candidates and evals", _M0003_CODEGEN),
+    Migration(4, "mining: steps, embeddings, tactics, sequences", _M0004_MINING),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

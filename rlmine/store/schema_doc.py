@@ -36,6 +36,18 @@ TABLE_NOTES: dict[str, str] = {
     "agent_candidates": "One candidate of a build: a sliced program, its validation scores or its failure reason.",
     "evals": "One `rlmine eval` of an agent against the RLM on a task's split, with its summary.",
     "agent_evals": "One answer of an eval: the agent or the RLM on one instance (one repeat).",
+    "mining_runs": "One run of the miner over a task (or all runs): parameters, model, counts, timings.",
+    "steps": "One step (top-level statement) of an iteration's code in one mining, with its tactic (NULL: rare).",
+    "embeddings": "Cache: the vector of one normalized step (by content hash) from one embedding model.",
+    "tactics": "One tactic found by a mining: name, keywords, size, success rate, lift, medoid example.",
+    "run_tactics": "A run's tactic sequence in one mining (repeats collapsed), one row per position.",
+    "patterns": "A frequent contiguous tactic sequence of a mining: support, success rate, lift, median cost.",
+}
+
+# Views: read-only ways into the tables, documented after them.
+VIEW_NOTES: dict[str, str] = {
+    "mined_steps": "The stable way to read mining results from SQL: each step of the latest mining that "
+    "covered its run, with `run_id, iteration, line_start, line_end, tactic_id` (NULL for rare steps).",
 }
 
 UNDOCUMENTED = "(undocumented)"
@@ -155,6 +167,8 @@ def render_schema_markdown() -> str:
     ]
     for table in describe_schema():
         lines += _table_markdown(table)
+    for view, note in VIEW_NOTES.items():
+        lines += [f"## view `{view}`", "", note, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -1,0 +1,59 @@
+"""The miner with the real embedding model, and on imported rlms / dspy traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from miner_fixtures import make_db
+
+import miner
+from miner.embed import SentenceEmbedder
+from recorder.importers import import_files
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.mark.slow
+def test_real_model_mines_and_token_batching_matches_plain_encode(tmp_path: Path) -> None:
+    store = make_db(tmp_path / "real.duckdb", runs=12)
+    embedder = SentenceEmbedder()
+    result = miner.mine(store, task="logs", embedder=embedder)
+    assert result.model == "all-MiniLM-L6-v2"
+    assert result.n_embedded == result.n_distinct > 0
+    assert len(result.tactics) >= 4 and result.consensus
+    with store.reader() as con:
+        dims = con.execute(
+            "SELECT DISTINCT len(vector) FROM embeddings WHERE model = ?", [result.model]
+        ).fetchall()
+    assert dims == [(384,)]
+    again = miner.mine(store, task="logs", embedder=embedder)
+    assert again.n_embedded == 0 and [t.id for t in again.tactics] == [t.id for t in result.tactics]
+
+    texts = ["print(len(v1))", "v1 = [v2[v3:v3 + NUM] for v3 in range(0, len(v2), NUM)]", "SUBMIT(v1)" * 40]
+    batched = embedder.encode(texts)
+    plain = SentenceEmbedder(token_batching=False).encode(texts)
+    assert batched.shape == (3, 384)
+    assert np.all(np.sum(batched * plain, axis=1) > 1 - 1e-3)
+
+
+def test_imported_rlms_and_dspy_runs_mine_alongside_recorded_ones(tmp_path: Path) -> None:
+    store = make_db(tmp_path / "mixed.duckdb", runs=12)
+    rlms = import_files(store, "rlms", sorted((FIXTURES / "rlms").iterdir()))
+    dspy = import_files(store, "dspy", sorted((FIXTURES / "dspy").iterdir()))
+    assert rlms.runs > 0 and dspy.runs > 0
+    result = miner.mine(store, embedder="hashing")  # every task, imported runs included
+    with store.reader() as con:
+        per_engine = con.execute(
+            """
+            SELECT r.engine, count(*), count(m.tactic_id)
+            FROM mined_steps m JOIN runs r ON r.id = m.run_id GROUP BY r.engine ORDER BY 1
+            """
+        ).fetchall()
+    engines = {e: (n, tagged) for e, n, tagged in per_engine}
+    assert set(engines) >= {"rlmine", "rlms", "dspy"}, engines
+    for engine in ("rlms", "dspy"):
+        steps, tagged = engines[engine]
+        assert steps > 0 and tagged > 0, (engine, steps, tagged)
+    assert result.n_runs > 12
