@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miner.cluster import ClusterOptions, cluster_vectors, match_ids
+from miner.cluster import ClusterOptions, cluster_vectors, match_ids, regroup
+from miner.dataflow import join_by_dataflow
 from miner.embed import Embedder, get_embedder
 from miner.flows import (
     Outcome,
@@ -187,6 +188,16 @@ def mine(
     t = time.perf_counter()
     weights = Counter(step_hash)
     clusters = cluster_vectors(vectors, [weights[h] for h in distinct], opts.cluster)
+    if opts.cluster.dataflow_share is not None and clusters.medoids:
+        shape_of_step = [int(clusters.labels[index_of[h]]) for h in step_hash]
+        group_of = join_by_dataflow(
+            shape_of_step,
+            [s.code for s in steps],
+            [s.run_id for s in steps],
+            len(clusters.medoids),
+            opts.cluster.dataflow_share,
+        )
+        clusters = regroup(vectors, [weights[h] for h in distinct], clusters, group_of, opts.cluster)
     ids = _tactic_ids(store, emb.name, task_id, clusters.labels, clusters.medoids, distinct, vectors, opts)
     timings["cluster"] = time.perf_counter() - t
 
