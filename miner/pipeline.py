@@ -1,7 +1,8 @@
 """``miner.mine(db, task=...)``: the whole pipeline, stage by stage, stored as one mining run.
 
 split (steps.py) -> normalize (normalize.py) -> embed each distinct form once, cached in
-the database (embed.py) -> cluster into tactics with stable ids (cluster.py) -> name them
+the database (embed.py) -> cluster into code shapes (cluster.py) -> join shapes that feed
+each other into tactics (dataflow.py) -> stable ids (cluster.py) -> name them
 (label.py) -> per-run sequences, frequent sequences, success lift, consensus plan
 (flows.py) -> one write transaction. Each stage is a swappable function or object; the
 embedder is injected (a tiny deterministic one serves the tests).
