@@ -17,6 +17,7 @@ while developing the miner, mine the task (all-MiniLM-L6-v2 by default), and sco
     python bench/miner_quality.py                 # 60 runs per family
     python bench/miner_quality.py --quick         # 20 runs per family, hashing embedder
     python bench/miner_quality.py --threshold 0.3 # try another clustering cut
+    python bench/miner_quality.py --no-dataflow   # code shapes only, no second level
 
 Prints a table and writes ``bench/results/miner_quality.json``.
 """
@@ -140,7 +141,9 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
         ).fetchone() or (None, None)
     options = miner.MineOptions(
         split=SplitOptions(merge_setup=args.merge_setup),
-        cluster=ClusterOptions(threshold=args.threshold),
+        cluster=ClusterOptions(
+            threshold=args.threshold, dataflow_share=None if args.no_dataflow else args.dataflow_share
+        ),
         group_distance=args.group_distance,
         quorum=args.quorum,
     )
@@ -198,6 +201,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=200_000, help="context bytes per instance")
     parser.add_argument("--embedder", default="minilm", choices=("minilm", "hashing"))
     parser.add_argument("--threshold", type=float, default=ClusterOptions().threshold)
+    parser.add_argument(
+        "--dataflow-share",
+        type=float,
+        default=ClusterOptions().dataflow_share,
+        help="share of both shapes' steps def-use links must cover to join them into one tactic",
+    )
+    parser.add_argument("--no-dataflow", action="store_true", help="tactics are code shapes only")
     parser.add_argument("--group-distance", type=float, default=miner.MineOptions().group_distance)
     parser.add_argument("--quorum", type=float, default=miner.MineOptions().quorum)
     parser.add_argument("--merge-setup", action="store_true", help="join setup statements to the next one")

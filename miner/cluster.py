@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClusterOptions", "Clusters", "cluster_vectors", "match_ids"]
+__all__ = ["ClusterOptions", "Clusters", "cluster_vectors", "match_ids", "regroup"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,8 @@ class ClusterOptions:
     min_share: float = 0.002  # ... or this share of all steps, if larger
     max_direct: int = 4000  # distinct steps clustered directly; the rest are assigned
     match_threshold: float = 0.35  # cosine distance under which a medoid keeps an old tactic id
+    # Join shapes whose def-use links cover this share of both (dataflow.py); None: shapes only.
+    dataflow_share: float | None = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,18 @@ def cluster_vectors(
             ok = 1.0 - sims[np.arange(len(part)), best] <= opts.threshold
             raw[part] = np.where(ok, best, -1)
     return _finish(vectors, w, raw, opts)
+
+
+def regroup(
+    vectors: np.ndarray,
+    weights: Sequence[int],
+    clusters: Clusters,
+    group_of: np.ndarray,
+    options: ClusterOptions | None = None,
+) -> Clusters:
+    """Clusters joined as ``group_of`` (per cluster, its group) says; medoids found anew."""
+    raw = np.where(clusters.labels >= 0, group_of[np.maximum(clusters.labels, 0)], -1)
+    return _finish(vectors, np.asarray(weights, dtype=np.float64), raw, options or ClusterOptions())
 
 
 def _finish(vectors: np.ndarray, w: np.ndarray, raw: np.ndarray, opts: ClusterOptions) -> Clusters:

@@ -1,7 +1,8 @@
 """``miner.mine(db, task=...)``: the whole pipeline, stage by stage, stored as one mining run.
 
 split (steps.py) -> normalize (normalize.py) -> embed each distinct form once, cached in
-the database (embed.py) -> cluster into tactics with stable ids (cluster.py) -> name them
+the database (embed.py) -> cluster into code shapes (cluster.py) -> join shapes that feed
+each other into tactics (dataflow.py) -> stable ids (cluster.py) -> name them
 (label.py) -> per-run sequences, frequent sequences, success lift, consensus plan
 (flows.py) -> one write transaction. Each stage is a swappable function or object; the
 embedder is injected (a tiny deterministic one serves the tests).
@@ -25,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miner.cluster import ClusterOptions, cluster_vectors, match_ids
+from miner.cluster import ClusterOptions, cluster_vectors, match_ids, regroup
+from miner.dataflow import join_by_dataflow
 from miner.embed import Embedder, get_embedder
 from miner.flows import (
     Outcome,
@@ -187,6 +189,16 @@ def mine(
     t = time.perf_counter()
     weights = Counter(step_hash)
     clusters = cluster_vectors(vectors, [weights[h] for h in distinct], opts.cluster)
+    if opts.cluster.dataflow_share is not None and clusters.medoids:
+        shape_of_step = [int(clusters.labels[index_of[h]]) for h in step_hash]
+        group_of = join_by_dataflow(
+            shape_of_step,
+            [s.code for s in steps],
+            [s.run_id for s in steps],
+            len(clusters.medoids),
+            opts.cluster.dataflow_share,
+        )
+        clusters = regroup(vectors, [weights[h] for h in distinct], clusters, group_of, opts.cluster)
     ids = _tactic_ids(store, emb.name, task_id, clusters.labels, clusters.medoids, distinct, vectors, opts)
     timings["cluster"] = time.perf_counter() - t
 

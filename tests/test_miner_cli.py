@@ -72,3 +72,13 @@ def test_label_model_through_the_simulator_keeps_names_when_it_cannot_answer(tmp
     named = invoke("mine", "--db", str(db), "--embedder", "hashing", "--label-model", "sim", "--json")
     assert named.exit_code == 0, named.output
     assert [t["label"] for t in json.loads(named.output)["tactics"]] == [t["label"] for t in plain["tactics"]]
+
+
+def test_shapes_only_keeps_code_shapes_apart(tmp_path: Path) -> None:
+    db = tmp_path / "m.duckdb"
+    make_db(db)
+    joined = json.loads(invoke("mine", "--db", str(db), "--embedder", "hashing", "--json").output)
+    shapes = invoke("mine", "--db", str(db), "--embedder", "hashing", "--json", "--shapes-only")
+    assert shapes.exit_code == 0, shapes.output
+    # The fixture's runs write statements that feed each other: joined, they are fewer tactics.
+    assert len(json.loads(shapes.output)["tactics"]) > len(joined["tactics"])

@@ -389,3 +389,25 @@ def test_a_restarted_repl_is_recovered_in_one_cell(tmp_path: Path) -> None:
     assert resp.metadata["action"] == "recover"
     _, submitted, answer = Repl(context, noise=0.0).run(code_of(resp), "<recover>")
     assert submitted and get_checker("topk_overlap").check(answer, expected).correct
+
+
+def test_reviews_parse_mistake_lands_in_the_turn_that_parses() -> None:
+    # The exploration is sometimes cut into two turns before the parse statement; the mistake
+    # (and its fix) must then go on the second turn instead of crashing the run.
+    import recorder.simulator.strategies.reviews as reviews
+    from recorder.simulator.style import Style
+
+    params = {"ym": "2024-03", "sentiment": "positive", "kind": "sentiment"}
+    later = 0
+    for seed in range(400):
+        st = Style(random.Random(seed))
+        st.bug, st.bug_site = True, 0
+        turns = reviews._explore(reviews._writer(params, st), st)
+        buggy = [n for n, turn in enumerate(turns) if turn.bug is not None]
+        assert len(buggy) == 1
+        turn = turns[buggy[0]]
+        assert turn.bug is not None
+        assert any("splitlines()" in s.code and "json.loads" in s.code for s in turn.bug.cell.stmts)
+        assert turn.bug.fix_cell.stmts[0].tactic == "fix"
+        later += buggy[0] > 0
+    assert later > 0  # the case that used to raise ValueError was exercised

@@ -40,6 +40,11 @@ def mine_cmd(
     threshold: float | None = typer.Option(
         None, "--threshold", min=0.01, max=1.0, help="Cosine distance at which tactics stop merging."
     ),
+    shapes_only: bool = typer.Option(
+        False,
+        "--shapes-only",
+        help="Keep code-shape clusters as tactics (skip joining shapes that feed each other).",
+    ),
     label_model: str | None = typer.Option(
         None,
         "--label-model",
@@ -58,7 +63,10 @@ def mine_cmd(
     from miner.pipeline import MineOptions, mine
 
     store = open_store(db)
-    options = MineOptions(cluster=ClusterOptions(threshold=threshold)) if threshold else MineOptions()
+    shape = ClusterOptions() if threshold is None else ClusterOptions(threshold=threshold)
+    if shapes_only:
+        shape = ClusterOptions(threshold=shape.threshold, dataflow_share=None)
+    options = MineOptions(cluster=shape)
     out = console()
     bar = Progress(
         TextColumn("[bold]embedding steps"),

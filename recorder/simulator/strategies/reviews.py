@@ -98,7 +98,9 @@ def _explore(w: Writer, st: Style) -> list[Turn]:
     )
     turns = split_explore(st, first, optional, reasoning)
     if st.bug_site == 0 and st.take_bug():  # a classic first mistake: treating the JSONL list as one string
-        head = turns[0]
+        # The exploration may be cut into two turns before the parse statement: take its turn.
+        k = next(n for n, turn in enumerate(turns) if parse in turn.cell.stmts)
+        head = turns[k]
         i = head.cell.stmts.index(parse)
         wrong = w.s("$lines = context.splitlines()\n$records = [json.loads(_l) for _l in $lines]", "parse")
         stmts = list(head.cell.stmts)
@@ -110,7 +112,7 @@ def _explore(w: Writer, st: Style) -> list[Turn]:
             "`context` is already a list of parsed records, not a string. Using it directly.",
             fix,
         )
-        turns[0] = Turn(head.reasoning, head.cell, bug)
+        turns[k] = Turn(head.reasoning, head.cell, bug)
     return turns
 
 
