@@ -155,8 +155,7 @@ def test_every_readme_command_runs(tmp_path: Path) -> None:
 
 def test_every_readme_python_snippet_runs(tmp_path: Path) -> None:
     made = run(
-        ["tasks", "make", "incident-logs", "--size", "100KB", "--instances", "8", "--name", "logs"]
-        + ["--out", "tasks/logs"],
+        shlex.split("tasks make incident-logs --size 100KB --instances 8 --name logs --out tasks/logs"),
         tmp_path,
     )
     assert made.returncode == 0, made.stderr
