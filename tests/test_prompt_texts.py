@@ -129,3 +129,17 @@ def test_a_v3_database_holding_calls_migrates_to_shared_texts(tmp_path: Path) ->
     store.save_traces([_trace("NEW")])  # new rows share the migrated texts
     with store.reader() as con:
         assert _stored(con)[0] == 2
+
+
+def test_a_replaced_call_reads_its_new_prompt(store: Store) -> None:
+    long_first = _trace("A")
+    store.save_traces([long_first])
+    calls = tuple(
+        _call("A", c.id.split("-")[1], "now short") if c.role == "sub" else c for c in long_first.calls
+    )
+    short_now = Trace(run=long_first.run, iterations=long_first.iterations, calls=calls).with_totals()
+    store.save_traces([short_now])
+    with store.reader() as con:
+        assert get_trace(con, "A") == short_now
+        refs = con.execute("SELECT count(prompt_ref) FROM llm_call_rows").fetchall()
+    assert refs == [(0,)]

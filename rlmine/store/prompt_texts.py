@@ -13,6 +13,8 @@ sends call rows through :func:`insert_calls` and deletes through :func:`delete_c
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 import duckdb
 
 from rlmine.store.rows import SCHEMAS
@@ -30,13 +32,13 @@ _LONG = f"strlen(prompt) >= {MIN_SHARED_BYTES}"
 def _select_list() -> str:
     """The staged columns as ``llm_call_rows`` takes them: long prompts replaced by their key."""
     cols = [
-        f"CASE WHEN {_LONG} THEN NULL ELSE prompt END" if c == "prompt" else c
+        "CASE WHEN k.key IS NULL THEN s.prompt END" if c == "prompt" else f"s.{c}"
         for c in SCHEMAS["llm_calls"].names
     ]
-    return ", ".join([*cols, f"CASE WHEN {_LONG} THEN sha256(prompt) END"])
+    return ", ".join([*cols, "k.key"])
 
 
-_TARGET_COLUMNS = ", ".join([*SCHEMAS["llm_calls"].names, "prompt_ref"])
+_COLUMNS = ", ".join(SCHEMAS["llm_calls"].names)
 _SELECT = _select_list()
 
 
@@ -44,14 +46,34 @@ def insert_calls(con: duckdb.DuckDBPyConnection, staged: str, *, replace: bool) 
     """Insert the call rows of the registered relation ``staged`` (columns of ``SCHEMAS['llm_calls']``).
 
     New texts are added (one per distinct key; a text already stored is left alone), then
-    the rows go in with their long prompts swapped for keys.
+    the rows go in with their long prompts swapped for keys. Each long prompt is hashed
+    once, into a temporary table of keys: hashing is most of the cost of this path.
     """
+    keys = f"{staged}_keys"
     con.execute(
-        f"INSERT OR IGNORE INTO prompt_texts (sha256, text) "
-        f"SELECT sha256(prompt), any_value(prompt) FROM {staged} WHERE {_LONG} GROUP BY 1"
+        f"CREATE OR REPLACE TEMP TABLE {keys} AS SELECT id, sha256(prompt) AS key FROM {staged} WHERE {_LONG}"
     )
-    verb = "INSERT OR REPLACE" if replace else "INSERT"
-    con.execute(f"{verb} INTO {BASE_TABLE} ({_TARGET_COLUMNS}) SELECT {_SELECT} FROM {staged}")
+    try:
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        (n_long,) = con.execute(f"SELECT count(*) FROM {keys}").fetchall()[0]
+        if not n_long:  # no text to share (e.g. rlms imports, whose root prompts are not kept)
+            # prompt_ref named too: OR REPLACE updates only the columns it is given
+            con.execute(
+                f"{verb} INTO {BASE_TABLE} ({_COLUMNS}, prompt_ref) SELECT {_COLUMNS}, NULL FROM {staged}"
+            )
+            return
+        con.execute(
+            f"INSERT OR IGNORE INTO prompt_texts (sha256, text) "
+            f"SELECT k.key, any_value(s.prompt) FROM {staged} s JOIN {keys} k ON k.id = s.id GROUP BY k.key"
+        )
+        con.execute(
+            f"{verb} INTO {BASE_TABLE} ({_COLUMNS}, prompt_ref) "
+            f"SELECT {_SELECT} FROM {staged} s LEFT JOIN {keys} k ON k.id = s.id"
+        )
+    finally:
+        # An aborted transaction refuses this too; the table then dies with the connection.
+        with suppress(duckdb.Error):
+            con.execute(f"DROP TABLE IF EXISTS {keys}")
 
 
 def delete_calls(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
