@@ -66,7 +66,7 @@ class TableInfo:
     columns: tuple[ColumnInfo, ...]
     primary_key: tuple[str, ...]
     unique: tuple[tuple[str, ...], ...]
-    view: bool = False
+    view_since: int | None = None  # the version that made it a view (None: a table)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -79,7 +79,9 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {str(r[0]) for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    return {
+        str(r[0]) for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    }
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str, bool, str | None]]:
@@ -105,16 +107,18 @@ def describe_schema() -> list[TableInfo]:
     con = duckdb.connect(":memory:")
     try:
         table_since: dict[str, int] = {}
+        view_since: dict[str, int] = {}
         column_since: dict[tuple[str, str], int] = {}
         for version in [0, *(m.version for m in migrations.MIGRATIONS)]:
             # upto=0 creates only the bookkeeping table.
             migrations.apply_migrations(con, "schema-doc", upto=version)
+            for view in _views(con):
+                view_since.setdefault(view, version)
             for table in _tables(con):
                 table_since.setdefault(table, version)
                 for column in _columns(con, table):
                     column_since.setdefault((table, column[0]), version)
         out: list[TableInfo] = []
-        views = _views(con)
         for table in _tables(con):
             primary = _constraints(con, table, "PRIMARY KEY")
             columns = tuple(
@@ -128,7 +132,7 @@ def describe_schema() -> list[TableInfo]:
                     columns=columns,
                     primary_key=primary[0] if primary else (),
                     unique=tuple(_constraints(con, table, "UNIQUE")),
-                    view=table in views,
+                    view_since=view_since.get(table),
                 )
             )
         return out
@@ -143,8 +147,8 @@ def _since(version: int) -> str:
 def _table_markdown(table: TableInfo) -> list[str]:
     lines = [f"## `{table.name}`", "", TABLE_NOTES.get(table.name, UNDOCUMENTED), ""]
     keys = ", ".join(f"`{c}`" for c in table.primary_key) or "none"
-    if table.view:
-        lines.append(f"A view (read-only). Added in {_since(table.since)}.")
+    if table.view_since is not None:
+        lines.append(f"A view (read-only) since {_since(table.view_since)}. Added in {_since(table.since)}.")
     else:
         lines.append(f"Primary key: {keys}. Added in {_since(table.since)}.")
     for unique in table.unique:
