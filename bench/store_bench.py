@@ -11,9 +11,16 @@
 2. Queries: each repetition opens a read-only connection as the dashboard does
    (timed apart), runs one query, closes. p50/p95 over ``--reps``
    repetitions. Goal: p95 <= 200 ms per query.
+3. Size of a simulator batch: ``--sim-runs`` runs of the celebrities family at
+   ``--sim-size`` per context, recorded by the simulator as ``rlmine record`` does,
+   into a fresh file: bytes per run (file and used blocks) against the prompt text
+   the runs sent. Sub-call prompts quote chunks of the context, repeated across runs.
+4. LLM-call ingest: ``--calls`` sub-calls whose 8 KB prompts are chunks of a shared
+   text (a third of them repeat an earlier prompt), through ``upsert_rows`` in
+   batches of 1,000: calls/s (wall and CPU) and bytes per call.
 
     python bench/store_bench.py                      # 1,000,000 iterations / 100,000 runs
-    python bench/store_bench.py --quick              # 100,000 / 10,000: a smoke run
+    python bench/store_bench.py --quick              # 100,000 / 10,000, 24 sim runs at 4MB: a smoke run
     python bench/store_bench.py --db big.duckdb      # keep the database (reused if it exists)
 
 Prints a table and writes ``bench/results/store_bench.json``.
@@ -46,9 +53,9 @@ from rlmine.ids import new_id  # noqa: E402
 from rlmine.store import Store  # noqa: E402
 from rlmine.store.catalog import upsert_batch, upsert_task  # noqa: E402
 from rlmine.store.queries import get_trace, list_runs, success_by_task, table_counts  # noqa: E402
-from rlmine.store.rows import Row, iteration_row, run_row  # noqa: E402
+from rlmine.store.rows import Row, call_row, iteration_row, run_row  # noqa: E402
 from rlmine.store.writes import upsert_rows  # noqa: E402
-from rlmine.trace import Iteration, Run  # noqa: E402
+from rlmine.trace import Iteration, LLMCall, Run  # noqa: E402
 
 INGEST_GOAL = 50_000  # iterations per second, insert only
 QUERY_GOAL_MS = 200.0  # p95 per query
@@ -200,6 +207,92 @@ def ingest(store: Store, cfg: Config) -> dict[str, Any]:
     }
 
 
+def _used_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT used_blocks * block_size FROM pragma_database_size()").fetchone()
+    return int(row[0]) if row else 0
+
+
+def sim_batch(runs: int, size: str, tmp: Path) -> dict[str, Any]:
+    """Record ``runs`` simulator runs into a fresh file; its size per run."""
+    from recorder.batch import RecordOptions, record
+    from recorder.families import make_task, parse_size
+    from recorder.tasks import load_task
+
+    task_dir = tmp / "sim-task"
+    make_task("celebrities", task_dir, size_bytes=parse_size(size), instances=10, seed=1)
+    spec = load_task(task_dir / "task.yaml")
+    train = spec.instances_in("train")
+    path = tmp / "sim.duckdb"
+    store = Store.open(path, create=True)
+    w0, c0 = time.perf_counter(), time.process_time()
+    result = record(spec, db=store, options=RecordOptions(runs=-(-runs // len(train)), concurrency=2))
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    with store.reader() as con:
+        n_runs, prompt_chars, n_calls = con.execute(
+            "SELECT (SELECT count(*) FROM runs), sum(prompt_chars), count(*) FROM llm_calls"
+        ).fetchone() or (0, 0, 0)
+        used = _used_bytes(con)
+    file_bytes = path.stat().st_size
+    return {
+        "runs": n_runs,
+        "recorded": len(result.runs),
+        "size": size,
+        "llm_calls": n_calls,
+        "prompt_chars_sent": int(prompt_chars or 0),
+        "file_bytes": file_bytes,
+        "used_bytes": used,
+        "file_bytes_per_run": file_bytes / max(n_runs, 1),
+        "used_bytes_per_run": used / max(n_runs, 1),
+        "record_wall_s": wall,
+        "record_cpu_s": cpu,
+        "schema_version": store.schema_version(),
+    }
+
+
+def calls_ingest(n_calls: int, seed: int, tmp: Path) -> dict[str, Any]:
+    """Upsert ``n_calls`` sub-calls with 8 KB prompts cut from a shared text, a third repeated."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(5_000)]
+    shared = " ".join(rng.choices(words, k=400_000))
+    path = tmp / "calls.duckdb"
+    store = Store.open(path, create=True)
+    sent: list[str] = []
+    insert_wall = insert_cpu = 0.0
+    for start in range(0, n_calls, 1_000):
+        rid = new_id()
+        rows = [run_row(Run(id=rid, engine="rlmine", status="submitted"))]
+        calls: list[Row] = []
+        for k in range(start, min(start + 1_000, n_calls)):
+            if sent and rng.random() < 1 / 3:
+                prompt = rng.choice(sent)
+            else:
+                at = rng.randrange(len(shared) - 8_000)
+                prompt = "Summarise this chunk:\n" + shared[at : at + 8_000]
+                sent.append(prompt)
+            call = LLMCall(
+                id=f"{rid}-{k}", run_id=rid, iteration=0, role="sub", model="m", prompt=prompt, response="ok"
+            )
+            calls.append(call_row(call))
+        w0, c0 = time.perf_counter(), time.process_time()
+        with store.writer() as con:
+            upsert_rows(con, {"runs": rows, "llm_calls": calls})
+        insert_wall += time.perf_counter() - w0
+        insert_cpu += time.process_time() - c0
+    with store.reader() as con:
+        used = _used_bytes(con)
+    return {
+        "calls": n_calls,
+        "distinct_prompts": len(sent),
+        "insert_wall_s": insert_wall,
+        "insert_cpu_s": insert_cpu,
+        "calls_per_s": n_calls / insert_wall,
+        "calls_per_cpu_s": n_calls / insert_cpu,
+        "file_bytes": path.stat().st_size,
+        "used_bytes_per_call": used / n_calls,
+        "schema_version": store.schema_version(),
+    }
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -278,6 +371,27 @@ def queries(path: Path, cfg: Config) -> list[dict[str, Any]]:
 # -- main ---------------------------------------------------------------------------
 
 
+def _size_lines(sim: dict[str, Any] | None, calls: dict[str, Any] | None) -> list[str]:
+    lines = []
+    if sim:
+        lines += [
+            f"simulator batch  {sim['runs']:,} runs at {sim['size']}, {sim['llm_calls']:,} LLM calls, "
+            f"{sim['prompt_chars_sent'] / 1e6:,.1f} M prompt chars sent (schema v{sim['schema_version']})",
+            f"  bytes per run  file {sim['file_bytes_per_run'] / 1e6:,.2f} MB   used blocks "
+            f"{sim['used_bytes_per_run'] / 1e6:,.2f} MB   (file {sim['file_bytes'] / 1e6:,.1f} MB; "
+            f"recording {sim['record_wall_s']:.1f} s wall, {sim['record_cpu_s']:.1f} CPU-s)",
+            "",
+        ]
+    if calls:
+        lines += [
+            f"call ingest  {calls['calls']:,} sub-calls of 8 KB prompts ({calls['distinct_prompts']:,} distinct)",
+            f"  insert {calls['calls_per_s']:>9,.0f} calls/s wall  {calls['calls_per_cpu_s']:>9,.0f} calls/cpu-s   "
+            f"{calls['used_bytes_per_call']:,.0f} bytes/call used (schema v{calls['schema_version']})",
+            "",
+        ]
+    return lines
+
+
 def _table(ingested: dict[str, Any] | None, rows: list[dict[str, Any]]) -> str:
     lines = []
     if ingested:
@@ -311,26 +425,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="100,000 iterations / 10,000 runs.")
     parser.add_argument("--db", type=Path, help="Keep the database here; reused (no ingest) if it exists.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "store_bench.json")
+    parser.add_argument(
+        "--sim-runs", type=int, default=96, help="Simulator runs whose size is measured (0: skip)."
+    )
+    parser.add_argument("--sim-size", default="16MB", help="Context size of the simulator task's instances.")
+    parser.add_argument(
+        "--calls", type=int, default=20_000, help="Sub-calls in the call-ingest test (0: skip)."
+    )
+    parser.add_argument("--only-sizes", action="store_true", help="Only the simulator batch and call ingest.")
     args = parser.parse_args(argv)
     if args.quick:
-        args.iterations, args.runs = 100_000, 10_000
+        args.iterations, args.runs, args.sim_runs, args.sim_size = 100_000, 10_000, 24, "4MB"
+        args.calls = min(args.calls, 5_000)
     cfg = Config(args.iterations, args.runs, min(args.batch, args.iterations), args.reps, args.seed)
 
     with tempfile.TemporaryDirectory(prefix="store-bench-") as tmp:
+        sim = sim_batch(args.sim_runs, args.sim_size, Path(tmp)) if args.sim_runs > 0 else None
+        calls = calls_ingest(args.calls, args.seed, Path(tmp)) if args.calls > 0 else None
         path = args.db or Path(tmp) / "bench.duckdb"
-        ingested = None
-        if not path.exists():
-            ingested = ingest(Store.open(path, create=True), cfg)
-        rows = queries(path, cfg)
-        with Store.open(path).reader() as con:
-            counts = table_counts(con)
-    print(_table(ingested, rows))
+        ingested, rows, counts = None, [], {}
+        if not args.only_sizes:
+            if not path.exists():
+                ingested = ingest(Store.open(path, create=True), cfg)
+            rows = queries(path, cfg)
+            with Store.open(path).reader() as con:
+                counts = table_counts(con)
+    print("\n".join(_size_lines(sim, calls)))
+    if not args.only_sizes:
+        print(_table(ingested, rows))
     load = os.getloadavg()
     result = {
         "config": asdict(cfg),
         "counts": counts,
         "ingest": ingested,
         "queries": rows,
+        "sim_batch": sim,
+        "call_ingest": calls,
         "machine": {
             "cpus": os.cpu_count(),
             "loadavg_at_end": load,

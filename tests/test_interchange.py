@@ -133,6 +133,15 @@ def rlmine_trace(task_id: str, batch_id: str) -> Trace:
             response=None,
             error="Error: timeout",
         ),
+        LLMCall(  # long enough to be stored once in prompt_texts, read back through the view
+            id=rid + "-s2",
+            run_id=rid,
+            iteration=1,
+            role="sub",
+            model="sim",
+            prompt="Chunk « naïve » ✓\n" * 200,
+            response="Keanu Reeves",
+        ),
     )
     labels = (StepLabel(rid, 0, 1, 1, "peek"), StepLabel(rid, 2, 1, 1, "submit"))
     return Trace(run=run, iterations=its, calls=calls, labels=labels).with_totals()

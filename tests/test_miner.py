@@ -126,7 +126,7 @@ def test_ground_truth_is_never_read(store: Store) -> None:
     before = miner.mine(store, task="logs", embedder=EMB)
     with store.writer() as con:
         con.execute("DELETE FROM step_labels")
-        con.execute("UPDATE llm_calls SET metadata = NULL")
+        con.execute("UPDATE llm_call_rows SET metadata = NULL")
         assert con.execute("SELECT count(*) FROM step_labels").fetchone() == (0,)
     after = miner.mine(store, task="logs", embedder=EMB)
     assert _assignments(store, before.mining_id) == _assignments(store, after.mining_id)

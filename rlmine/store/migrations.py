@@ -325,11 +325,65 @@ JOIN latest l ON l.run_id = s.run_id AND l.mining_id = s.mining_id
 LEFT JOIN tactics t ON t.mining_id = s.mining_id AND t.id = s.tactic_id;
 """
 
+# Long prompts stored once (see rlmine/store/prompt_texts.py): sub-call prompts repeat
+# chunks of the context across runs (96 simulator runs took 264 MB). The call rows move
+# to llm_call_rows, where a prompt of 1024 bytes or more is NULL and `prompt_ref` names
+# its text in prompt_texts; the `llm_calls` view has the table's former columns, in
+# order, so readers are unchanged. Existing rows are copied (DuckDB cannot alter a
+# table that has an index), then the old table is dropped. prompt_texts.text is zstd-
+# compressed: each text is written once, and zstd cost less CPU than no compression
+# (less to write) while 17 MB of a simulator batch's distinct prompts took 3.7 MB, and
+# 27 MB of 8 KB prompts 7.3 MB. DuckDB's default string compression (FSST) took twice
+# the CPU on the 8 KB prompts for 20 MB.
+_M0005_PROMPT_TEXTS = """
+CREATE TABLE prompt_texts (
+    sha256 VARCHAR PRIMARY KEY,
+    text   VARCHAR NOT NULL USING COMPRESSION zstd
+);
+CREATE TABLE llm_call_rows (
+    id            VARCHAR PRIMARY KEY,
+    run_id        VARCHAR NOT NULL,
+    iteration     INTEGER,
+    role          VARCHAR NOT NULL,
+    model         VARCHAR,
+    prompt        VARCHAR USING COMPRESSION uncompressed,
+    prompt_sha256 VARCHAR,
+    prompt_chars  BIGINT,
+    response      VARCHAR USING COMPRESSION uncompressed,
+    reasoning     VARCHAR USING COMPRESSION uncompressed,
+    tokens_in     BIGINT,
+    tokens_out    BIGINT,
+    cost          DOUBLE,
+    latency_s     DOUBLE,
+    started_at    TIMESTAMP,
+    error         VARCHAR,
+    child_run_id  VARCHAR,
+    metadata      JSON,
+    prompt_ref    VARCHAR
+);
+INSERT INTO prompt_texts
+SELECT sha256(prompt), any_value(prompt) FROM llm_calls WHERE strlen(prompt) >= 1024 GROUP BY 1;
+INSERT INTO llm_call_rows
+SELECT id, run_id, iteration, role, model,
+       CASE WHEN strlen(prompt) >= 1024 THEN NULL ELSE prompt END,
+       prompt_sha256, prompt_chars, response, reasoning, tokens_in, tokens_out, cost, latency_s,
+       started_at, error, child_run_id, metadata,
+       CASE WHEN strlen(prompt) >= 1024 THEN sha256(prompt) END
+FROM llm_calls;
+DROP TABLE llm_calls;
+CREATE VIEW llm_calls AS
+SELECT c.id, c.run_id, c.iteration, c.role, c.model, coalesce(c.prompt, t.text) AS prompt,
+       c.prompt_sha256, c.prompt_chars, c.response, c.reasoning, c.tokens_in, c.tokens_out, c.cost,
+       c.latency_s, c.started_at, c.error, c.child_run_id, c.metadata
+FROM llm_call_rows c LEFT JOIN prompt_texts t ON t.sha256 = c.prompt_ref;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core trace tables", _M0001_CORE),
     Migration(2, "code blocks", _M0002_CODE_BLOCKS),
     Migration(3, "agents, candidates and evals", _M0003_CODEGEN),
     Migration(4, "mining: steps, embeddings, tactics, sequences", _M0004_MINING),
+    Migration(5, "long prompt text stored once", _M0005_PROMPT_TEXTS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -25,7 +25,16 @@ TABLE_NOTES: dict[str, str] = {
     "batches": "A named group of runs recorded together (for resume and comparison).",
     "runs": "One RLM run on one question and context: outcome, totals, owner (staleness).",
     "iterations": "One turn of a run's root loop: reasoning, executed code and its output.",
-    "llm_calls": "One language-model call (root turn or sub-LM query) of a run.",
+    "llm_calls": (
+        "One language-model call (root turn or sub-LM query) of a run. A view since v5: `llm_call_rows`"
+        " with each long prompt read back from `prompt_texts`; write to `llm_call_rows` through"
+        " `rlmine.store.writes`."
+    ),
+    "prompt_texts": "A prompt of 1 KB or more, stored once however many calls sent it; keyed by its sha256.",
+    "llm_call_rows": (
+        "The stored rows behind the `llm_calls` view: a prompt of 1 KB or more is NULL here and"
+        " `prompt_ref` is the key of its text in `prompt_texts`."
+    ),
     "step_labels": "Simulator ground truth: the tactic meant for a line range of an iteration's code.",
     "code_blocks": (
         "One fenced code block of an iteration as executed: its code, output, error, and whether it"
@@ -42,10 +51,6 @@ TABLE_NOTES: dict[str, str] = {
     "tactics": "One tactic found by a mining: name, keywords, size, success rate, lift, medoid example.",
     "run_tactics": "A run's tactic sequence in one mining (repeats collapsed), one row per position.",
     "patterns": "A frequent contiguous tactic sequence of a mining: support, success rate, lift, median cost.",
-}
-
-# Views: read-only ways into the tables, documented after them.
-VIEW_NOTES: dict[str, str] = {
     "mined_steps": "The stable way to read mining results from SQL: each step of the latest mining that "
     "covered its run, with `run_id, iteration, line_start, line_end, tactic_id` (NULL for rare steps).",
 }
@@ -69,12 +74,22 @@ class TableInfo:
     columns: tuple[ColumnInfo, ...]
     primary_key: tuple[str, ...]
     unique: tuple[tuple[str, ...], ...]
+    view_since: int | None = None  # the version that made it a view (None: a table)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    # table_oid follows creation order, which is the order a reader meets them in the migrations.
-    rows = con.execute("SELECT table_name FROM duckdb_tables() ORDER BY table_oid").fetchall()
+    """Tables and views; the oid follows creation order, the order a reader meets them in the migrations."""
+    rows = con.execute(
+        "SELECT table_name, table_oid FROM duckdb_tables() "
+        "UNION ALL SELECT view_name, view_oid FROM duckdb_views() WHERE NOT internal ORDER BY 2"
+    ).fetchall()
     return [str(r[0]) for r in rows]
+
+
+def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        str(r[0]) for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    }
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str, bool, str | None]]:
@@ -100,10 +115,13 @@ def describe_schema() -> list[TableInfo]:
     con = duckdb.connect(":memory:")
     try:
         table_since: dict[str, int] = {}
+        view_since: dict[str, int] = {}
         column_since: dict[tuple[str, str], int] = {}
         for version in [0, *(m.version for m in migrations.MIGRATIONS)]:
             # upto=0 creates only the bookkeeping table.
             migrations.apply_migrations(con, "schema-doc", upto=version)
+            for view in _views(con):
+                view_since.setdefault(view, version)
             for table in _tables(con):
                 table_since.setdefault(table, version)
                 for column in _columns(con, table):
@@ -122,6 +140,7 @@ def describe_schema() -> list[TableInfo]:
                     columns=columns,
                     primary_key=primary[0] if primary else (),
                     unique=tuple(_constraints(con, table, "UNIQUE")),
+                    view_since=view_since.get(table),
                 )
             )
         return out
@@ -136,7 +155,10 @@ def _since(version: int) -> str:
 def _table_markdown(table: TableInfo) -> list[str]:
     lines = [f"## `{table.name}`", "", TABLE_NOTES.get(table.name, UNDOCUMENTED), ""]
     keys = ", ".join(f"`{c}`" for c in table.primary_key) or "none"
-    lines.append(f"Primary key: {keys}. Added in {_since(table.since)}.")
+    if table.view_since is not None:
+        lines.append(f"A view (read-only) since {_since(table.view_since)}. Added in {_since(table.since)}.")
+    else:
+        lines.append(f"Primary key: {keys}. Added in {_since(table.since)}.")
     for unique in table.unique:
         lines.append(f"Unique: {', '.join(f'`{c}`' for c in unique)}.")
     lines += ["", "| column | type | null | default | since |", "|---|---|---|---|---|"]
@@ -167,8 +189,6 @@ def render_schema_markdown() -> str:
     ]
     for table in describe_schema():
         lines += _table_markdown(table)
-    for view, note in VIEW_NOTES.items():
-        lines += [f"## view `{view}`", "", note, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from rlmine.store.prompt_texts import delete_calls, insert_calls
 from rlmine.store.rows import SCHEMAS, Row, to_arrow, trace_rows
 from rlmine.trace import Trace
 
@@ -49,7 +50,10 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table, replace
     verb = "INSERT OR REPLACE" if replace else "INSERT"
     con.register(name, arrow)
     try:
-        con.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM {name}")
+        if table == "llm_calls":  # a view: the rows go to its base table, long prompts once
+            insert_calls(con, name, replace=replace)
+        else:
+            con.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM {name}")
     except duckdb.Error:
         # The transaction is aborted: unregistering would fail too and hide the real error
         # (the view goes with the connection).
@@ -127,7 +131,8 @@ def delete_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> int:
     if not run_ids:
         return 0
     ids = list(run_ids)
-    for table in ("step_labels", "llm_calls", "code_blocks", "iterations"):
+    delete_calls(con, ids)
+    for table in ("step_labels", "code_blocks", "iterations"):
         con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
     con.execute("DELETE FROM runs WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids])
     return len(ids)
