@@ -3,7 +3,8 @@
 Deep links: ``run_viewer?run=ID&iter=N`` (the id may be a unique prefix). Each
 iteration shows the root model's reasoning, then each code block the model wrote
 with its own output and error (or that it never ran), the simulator's
-ground-truth tactic labels beside the code for simulator runs, and the sub-LLM
+ground-truth tactic labels beside the code for simulator runs, each step's mined
+tactic from the latest ``rlmine mine`` (a badge per step beside its block), and the sub-LLM
 calls the code made, 50 to a page, each headed by its prompt — with links to
 nested child runs of imported rlms trajectories. A timeline puts the root model,
 the code and the sub-calls on one time axis; iterations that failed are marked
