@@ -108,6 +108,7 @@ def viewer_frames(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Frames:
         messages=rq.root_messages(con, rid),
         children=rq.child_runs(con, rid),
         labels=rq.step_labels(con, rid),
+        tactics=mining_data.tactic_steps(con, [rid]),
     )
 
 
@@ -127,6 +128,7 @@ def compare_frames(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> Fr
     if known:
         frames["summary"] = rq.compare_summary(con, known)
         frames["aligned"] = rq.aligned_iterations(con, known)
+        frames["tactics"] = mining_data.tactic_steps(con, known)
     return frames
 
 

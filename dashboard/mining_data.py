@@ -14,6 +14,7 @@ from rlmine.store import (
     list_minings,
     list_tactics,
     run_sequences,
+    run_steps,
     step_vectors,
     tactic_members,
     top_patterns,
@@ -28,6 +29,22 @@ def _minings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         return list_minings(con)
     except duckdb.CatalogException:  # a database from before the miner's migration
         return pd.DataFrame()
+
+
+def tactic_steps(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> pd.DataFrame:
+    """The latest mining's steps of each run (``run_steps`` plus ``run_id``); empty when none is mined."""
+    frames = []
+    for rid in run_ids:
+        try:
+            steps = run_steps(con, rid)
+        except duckdb.CatalogException:  # a database from before the miner's migration
+            steps = pd.DataFrame()
+        if len(steps):
+            frames.append(steps.assign(run_id=rid))
+    if not frames:
+        columns = ["iteration", "ordinal", "line_start", "line_end", "tactic_id", "tactic_label", "run_id"]
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _pick(minings: pd.DataFrame, mining_id: str | None) -> str | None:

@@ -1,4 +1,5 @@
-"""The Tactics and Flows pages in a real headless Chromium, on a mined database."""
+"""The Tactics and Flows pages, the run viewer's tactic tags and Compare's tactic alignment in a real
+headless Chromium, on a mined database."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from playwright.sync_api import expect, sync_playwright
 from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, shot
 
 import miner
+from rlmine.store import Store, run_steps
 
 pytestmark = [
     pytest.mark.browser,
@@ -25,6 +27,9 @@ def test_tactics_and_flows_pages_in_chromium(tmp_path: Path) -> None:
     db = tmp_path / "mined.duckdb"
     result = miner.mine(make_db(db), task="logs", embedder="hashing")
     second = sorted(result.tactics, key=lambda t: (-t.size, t.id))[1]
+    with Store.open(db).reader() as con:
+        steps = run_steps(con, "R0000")
+    regex = steps[(steps["iteration"] == 1) & (steps["line_start"] == 2)].iloc[0]  # the re.search line
     expect.set_options(timeout=WAIT_MS)
     with running_dashboard(db, tmp_path / "dashboard.log") as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -47,4 +52,13 @@ def test_tactics_and_flows_pages_in_chromium(tmp_path: Path) -> None:
         expect(page.get_by_text("Successful vs failed runs")).to_be_visible()
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
         shot(page, "flows")
+
+        # The run viewer tags each step of the iteration with its tactic; Compare aligns by tactic.
+        page.goto(f"{url}/run_viewer?run=R0000&iter=1")
+        expect(page.get_by_text(f"L2 · {regex['tactic_id']} {regex['tactic_label']}")).to_be_visible()
+        shot(page, "viewer_tactics")
+        page.goto(f"{url}/compare?runs=R0000,R0002")
+        expect(page.get_by_text("Tactic alignment")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"tactic\(s\) in common"))).to_be_visible()
+        shot(page, "compare_tactics")
         browser.close()

@@ -1,11 +1,12 @@
 """Compare: two or more runs side by side, iterations aligned row by row.
 
 Runs come from ``compare?runs=ID1,ID2`` (ids or unique prefixes) or the picker.
-Each run's answer and the expected answer come first. Iterations are aligned by
-index for now (:func:`dashboard.run_queries.aligned_iterations` returns an
-alignment ``step`` so mining can later align by tactic instead); a step whose
-code differs between the runs is marked, with the line-by-line difference of the
-first two. Tracebacks keep their line breaks; long code and output fold.
+Each run's answer and the expected answer come first, then the first run's tactic
+sequence aligned with each other run's (from the latest mining, see
+:mod:`dashboard.tactic_tags`): common tactics side by side, gaps marked, or a note
+saying how to mine. Below, iterations are lined up by index; a step whose code
+differs between the runs is marked, with the line-by-line difference of the first
+two. Tracebacks keep their line breaks; long code and output fold.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import components as ui
 from dashboard import data
+from dashboard import tactic_tags as tt
 
 MAX_RUNS = 4
 PICK_KEY = "compare_pick"
@@ -83,6 +86,49 @@ def _code(code: str) -> None:
         st.code(code, language="python", line_numbers=True)
 
 
+def _tactic_alignment(summary: Sequence[ui.Record], tactics: pd.DataFrame) -> None:
+    """The first run's tactic sequence aligned with each other run's: matches side by side, gaps marked."""
+    st.subheader("Tactic alignment")
+    ids = [str(run["id"]) for run in summary]
+    mined = set(tactics["run_id"])
+    unmined = [rid for rid in ids if rid not in mined]
+    if unmined:
+        tasks = sorted({str(r["task"]) for r in summary if r["id"] in unmined and r["task"] != "(no task)"})
+        hint = " ".join(f"`rlmine mine --task {t}`" for t in tasks) or "`rlmine mine`"
+        st.info(f"Not mined yet: {', '.join(unmined)}. Run {hint} to align these runs by tactic.")
+        if len(mined) < 2 or ids[0] in unmined:
+            return
+    names = tt.labels_of(tactics)
+    first = tt.tactic_sequence(tactics[tactics["run_id"] == ids[0]])
+    for other in ids[1:]:
+        if other in unmined:
+            continue
+        table = tt.align(first, tt.tactic_sequence(tactics[tactics["run_id"] == other]))
+        common = int(table["match"].sum())
+        st.markdown(
+            f"`{ids[0]}` vs `{other}`: **{common}** tactic(s) in common, **{len(table) - common}** gap(s)"
+        )
+        shown = pd.DataFrame(
+            {
+                ids[0]: [_tactic_cell(t, names) for t in table["tactic_a"]],
+                "": ["=" if m else "≠" for m in table["match"]],
+                other: [_tactic_cell(t, names) for t in table["tactic_b"]],
+            }
+        )
+        st.dataframe(shown, hide_index=True, key=f"tactic_align_{other}")
+    st.caption(
+        "Each run's tactics in order (rare steps left out, repeats collapsed), aligned with difflib; "
+        f"{tt.GAP} marks a gap: a tactic the other run does not have there."
+    )
+
+
+def _tactic_cell(tactic: object, names: dict[str, str]) -> str:
+    if tactic is None or ui.missing(tactic):
+        return tt.GAP
+    label = names.get(str(tactic))
+    return f"{tactic} · {label}" if label else str(tactic)
+
+
 def _side_by_side(page: data.PageData) -> None:
     summary = page["summary"]
     _answers(summary.to_dict("records"))
@@ -91,7 +137,9 @@ def _side_by_side(page: data.PageData) -> None:
         hide_index=True,
         column_config={"cost": st.column_config.NumberColumn(format="$%.4f")},
     )
-    st.caption("Iterations aligned by index (alignment by mined tactic comes with `rlmine mine`).")
+    _tactic_alignment(summary.to_dict("records"), page["tactics"])
+    st.subheader("Iterations")
+    st.caption("Iterations lined up by index.")
     width = len(summary)
     headers = st.columns(width)
     for col, run in zip(headers, summary.to_dict("records"), strict=True):

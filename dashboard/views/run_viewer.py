@@ -3,7 +3,8 @@
 Deep links: ``run_viewer?run=ID&iter=N`` (the id may be a unique prefix). Each
 iteration shows the root model's reasoning, then each code block the model wrote
 with its own output and error (or that it never ran), the simulator's
-ground-truth tactic labels beside the code for simulator runs, and the sub-LLM
+ground-truth tactic labels beside the code for simulator runs, each step's mined
+tactic from the latest ``rlmine mine`` (a badge per step beside its block), and the sub-LLM
 calls the code made, 50 to a page, each headed by its prompt — with links to
 nested child runs of imported rlms trajectories. A timeline puts the root model,
 the code and the sub-calls on one time axis; iterations that failed are marked
@@ -23,6 +24,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import components as ui
 from dashboard import data
+from dashboard import tactic_tags as tt
 
 OUTPUT_CHARS = 3000
 PROMPT_CHARS = 2000
@@ -195,18 +197,30 @@ def _timeline(timeline: pd.DataFrame, axis: pd.DataFrame) -> None:
         )
 
 
-def _code(it: ui.Record, labels: pd.DataFrame) -> None:
+def _code(it: ui.Record, labels: pd.DataFrame, tags: list[tt.Tag]) -> None:
     code = str(it["code"]) if not ui.missing(it["code"]) else ""
     if not code:
         st.caption("No code in this reply.")
         return
     mine = labels[labels["iteration"] == it["iteration"]]
-    if mine.empty:
+    if mine.empty and not tags:
         st.code(code, language="python", line_numbers=True)
         return
     left, right = st.columns([4, 1])
     left.code(code, language="python", line_numbers=True)
-    _ground_truth(mine, right)
+    _tactic_badges(tags, right)
+    if not mine.empty:
+        _ground_truth(mine, right)
+
+
+def _tactic_badges(tags: list[tt.Tag], where: DeltaGenerator) -> None:
+    """The latest mining's tactic of each step, beside the code (lines counted in that code)."""
+    if not tags:
+        return
+    with where:
+        st.caption("Mined tactics")
+        for tag in tags:
+            st.badge(tag.badge, color="gray" if tag.tactic_id is None else "blue")
 
 
 def _call_label(n: int, call: ui.Record) -> str:
@@ -259,12 +273,17 @@ def _calls(calls: pd.DataFrame, iteration: int) -> None:
                 )
 
 
-def _block(block: ui.Record, total: int) -> None:
+def _block(block: ui.Record, total: int, tags: list[tt.Tag]) -> None:
     state = "did not run" if not block["ran"] else ("error" if not ui.missing(block["error"]) else "ok")
     color: Literal["green", "red", "gray"] = {"ok": "green", "error": "red", "did not run": "gray"}[state]  # type: ignore[assignment]
     took = "" if ui.missing(block["duration_s"]) else f" · {block['duration_s']:.2f} s"
     st.badge(f"Block {int(block['block']) + 1} of {total} · {state}{took}", color=color)
-    st.code(str(block["code"]), language="python", line_numbers=True)
+    if tags:
+        left, right = st.columns([4, 1])
+        left.code(str(block["code"]), language="python", line_numbers=True)
+        _tactic_badges(tags, right)
+    else:
+        st.code(str(block["code"]), language="python", line_numbers=True)
     output = ("" if ui.missing(block["stdout"]) else str(block["stdout"])) + (
         "" if ui.missing(block["stderr"]) else str(block["stderr"])
     )
@@ -277,13 +296,14 @@ def _block(block: ui.Record, total: int) -> None:
         st.code(str(block["error"]), language="text", wrap_lines=True)
 
 
-def _blocks(it: ui.Record, blocks: pd.DataFrame, labels: pd.DataFrame) -> None:
+def _blocks(it: ui.Record, blocks: pd.DataFrame, labels: pd.DataFrame, steps: pd.DataFrame) -> None:
     mine = labels[labels["iteration"] == it["iteration"]]
     body, side = st.columns([4, 1]) if not mine.empty else (st.container(), None)
     rows = blocks.to_dict("records")
+    tags = tt.place_steps(steps, [str(b["code"]) for b in rows])
     with body:
-        for block in rows:
-            _block(block, len(rows))
+        for n, block in enumerate(rows):
+            _block(block, len(rows), [t for t in tags if t.block == n])
     if side is not None:
         _ground_truth(mine, side, note="lines of the whole cell")
 
@@ -299,6 +319,8 @@ def _ground_truth(mine: pd.DataFrame, where: DeltaGenerator, note: str = "") -> 
 
 def _iteration(it: ui.Record, page: data.PageData) -> None:
     labels, calls, blocks = page["labels"], page["sub_calls"], page["blocks"]
+    tactics = page["tactics"]
+    steps = tactics[tactics["iteration"] == it["iteration"]]
     flags = " · SUBMIT" if it["submitted"] else ""
     flags += " · ⚠ error" if not ui.missing(it["error"]) else ""
     st.markdown(f"#### Iteration {it['iteration']}{flags}")
@@ -312,11 +334,11 @@ def _iteration(it: ui.Record, page: data.PageData) -> None:
             st.markdown(str(it["reasoning"]).replace("$", "\\$"))
     mine = blocks[blocks["iteration"] == it["iteration"]]
     if not mine.empty:
-        _blocks(it, mine, labels)
+        _blocks(it, mine, labels, steps)
         if it["output_truncated"]:
             st.caption("The engine cut some output to its budget before the model saw it.")
     else:
-        _code(it, labels)
+        _code(it, labels, tt.place_steps(steps, []))
         output = ("" if ui.missing(it["stdout"]) else str(it["stdout"])) + (
             "" if ui.missing(it["stderr"]) else str(it["stderr"])
         )
@@ -445,8 +467,15 @@ def render() -> None:
     # The header and the charts keep their places above the trace but are filled last:
     # the browser draws elements as they arrive, so the iteration's code shows first.
     header_slot, timeline_slot = st.container(), st.container()
-    _trace(page)
     summary = page["summary"].to_dict("records")[0]
+    if page["tactics"].empty and len(page["iterations"]):
+        named = not ui.missing(summary["task"]) and summary["task"] != "(no task)"
+        task = f" --task {summary['task']}" if named else ""
+        st.caption(
+            f"Not mined yet: no tactic tags on this run's steps. Run `rlmine mine{task}` to tag each step "
+            "with its tactic."
+        )
+    _trace(page)
     with header_slot:
         _header(summary, page["children"])
         if summary["status"] == "running":
