@@ -49,7 +49,7 @@ def demo_cmd(
     ),
     db: Path | None = DbOption,
 ) -> None:
-    """Run the offline demo: make a task, record runs with the simulator, summarise."""
+    """Run the offline demo: make a task, record simulator runs, mine tactics, build + eval an agent."""
     from recorder.batch import RecordOptions, record
     from recorder.families import get_family, make_task, parse_size
     from recorder.tasks import load_task
