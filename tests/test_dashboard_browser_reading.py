@@ -124,10 +124,16 @@ def test_finding_failures_and_reading_runs_in_chromium(tmp_path: Path) -> None:
         expect(page.get_by_text(f"{N_PAGER_CALLS} sub-LLM call(s)", exact=True)).to_be_visible()
         expect(page.get_by_text("#150 · Summarise chunk 149")).to_have_count(0)
         pager = page.get_by_role("combobox", name="Calls")
-        pager.scroll_into_view_if_needed()
-        pager.click()
-        page.keyboard.type("101")
-        page.keyboard.press("Enter")  # typing, not clicking: 50 expanders reflow the page under a click
+        option = page.get_by_role("option", name=f"101–150 of {N_PAGER_CALLS}")
+        for _ in range(3):  # 50 expanders can still be reflowing the page under the first click
+            pager.scroll_into_view_if_needed()
+            pager.click()
+            try:
+                expect(option).to_be_visible(timeout=5_000)
+                break
+            except AssertionError:
+                page.keyboard.press("Escape")
+        option.click()
         last = page.get_by_text(re.compile(r"^#150 · Summarise chunk 149 of the log"))
         last.scroll_into_view_if_needed()
         expect(last).to_be_visible()
