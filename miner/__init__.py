@@ -5,9 +5,8 @@ Python API::
 
     import miner
     result = miner.mine("traces/rlmine.duckdb", task="celebrities-16mb-n10-s1")
-    for tactic in result.tactics:
-        print(tactic.id, tactic.label, tactic.size, tactic.lift)
-    print(result.consensus)
+    names = {t.id: t.label for t in result.tactics}  # each with .size, .lift, medoid example
+    plan = [names[tid] for tid in result.consensus]    # the dominant successful approach
 
 Stages (each its own module, swappable like BERTopic's): ``steps`` -> ``normalize`` ->
 ``embed`` -> ``cluster`` -> ``label`` -> ``flows``; ``pipeline`` strings them together.
