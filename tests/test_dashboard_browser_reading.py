@@ -61,6 +61,25 @@ def table_csv(page: Page) -> str:
     return Path(download.value.path()).read_text(encoding="utf-8-sig")
 
 
+def choose(page: Page, combobox: str, option: str) -> None:
+    """Open ``combobox`` and pick ``option``, reopening while the page still reflows.
+
+    A click that lands while an expander opens (or 50 of them render) can miss the
+    list; the option's appearance, not a sleep, says the click took.
+    """
+    box = page.get_by_role("combobox", name=combobox)
+    item = page.get_by_role("option", name=option, exact=True)
+    for _ in range(4):
+        box.scroll_into_view_if_needed()
+        box.click()
+        try:
+            expect(item).to_be_visible(timeout=5_000)
+            break
+        except AssertionError:
+            page.keyboard.press("Escape")
+    item.click()
+
+
 def test_finding_failures_and_reading_runs_in_chromium(tmp_path: Path) -> None:
     db = build_reading_db(tmp_path / "reading.duckdb")
     expect.set_options(timeout=WAIT_MS)
@@ -84,8 +103,7 @@ def test_finding_failures_and_reading_runs_in_chromium(tmp_path: Path) -> None:
         page.goto(f"{url}/runs")
         expect(page.get_by_text("Showing 6 of 6 runs.")).to_be_visible()
         page.get_by_text("Filter and sort").click()
-        page.get_by_role("combobox", name="Code errors").click()
-        page.get_by_role("option", name="code errors", exact=True).click()
+        choose(page, "Code errors", "code errors")
         page.keyboard.press("Escape")
         expect(
             page.get_by_text(f"Showing {len(CODE_ERROR_RUNS)} of {len(CODE_ERROR_RUNS)} runs.")
@@ -123,17 +141,7 @@ def test_finding_failures_and_reading_runs_in_chromium(tmp_path: Path) -> None:
         page.goto(f"{url}/run_viewer?run={PAGER_RUN}&iter=1")
         expect(page.get_by_text(f"{N_PAGER_CALLS} sub-LLM call(s)", exact=True)).to_be_visible()
         expect(page.get_by_text("#150 · Summarise chunk 149")).to_have_count(0)
-        pager = page.get_by_role("combobox", name="Calls")
-        option = page.get_by_role("option", name=f"101–150 of {N_PAGER_CALLS}")
-        for _ in range(3):  # 50 expanders can still be reflowing the page under the first click
-            pager.scroll_into_view_if_needed()
-            pager.click()
-            try:
-                expect(option).to_be_visible(timeout=5_000)
-                break
-            except AssertionError:
-                page.keyboard.press("Escape")
-        option.click()
+        choose(page, "Calls", f"101–150 of {N_PAGER_CALLS}")
         last = page.get_by_text(re.compile(r"^#150 · Summarise chunk 149 of the log"))
         last.scroll_into_view_if_needed()
         expect(last).to_be_visible()
