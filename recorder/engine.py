@@ -7,6 +7,10 @@ with the remaining budget. A run ends on ``SUBMIT`` (``submitted``), on budget
 exhaustion after one last "answer now" turn (``budget_exhausted``), on a dead
 sandbox or a failed root call (``error``), or on cancellation (``cancelled``).
 
+The loop is short: :func:`run_rlm` sets the run up, :func:`_turns` drives the turns,
+and each turn's three steps (run it, record it, decide the exit) live in
+:mod:`recorder.turn`.
+
 The engine returns a :class:`~rlmine.trace.Trace`; it never writes to the
 database or the terminal. For durability the caller may pass a
 :class:`RunObserver`, told of each finished iteration as it ends.
@@ -28,24 +32,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from recorder.lm.base import LM, LMError, LMResponse, Message
-from recorder.parsing import parse_reply
-from recorder.prompts import (
-    EXHAUSTED,
-    NO_CODE_REMINDER,
-    budget_line,
-    first_user_message,
-    system_prompt,
-    truncate_middle,
-)
-from recorder.sandbox.base import ExecutionResult, LLMHandler, Sandbox, SandboxConfig, SandboxError
+from recorder.lm.base import LM, Message
+from recorder.prompts import EXHAUSTED, budget_line, first_user_message, system_prompt
+from recorder.sandbox.base import LLMHandler, Sandbox, SandboxConfig, SandboxError
 from recorder.sublm import LMResolver, SubCallHandler
 from recorder.tasks import Budget
 from recorder.tasks.contexts import context_kind
+from recorder.turn import Exit, decide_exit, execute_turn, follow_up, iteration_record
 from rlmine import __version__
 from rlmine.errors import UserError
 from rlmine.ids import new_id
-from rlmine.trace import CodeBlock, ContextRef, Iteration, LLMCall, Run, StepLabel, Trace, utcnow
+from rlmine.trace import ContextRef, Iteration, LLMCall, Run, StepLabel, Trace, utcnow
 
 SandboxFactory = Callable[[SandboxConfig, LLMHandler], Sandbox]
 
@@ -77,35 +74,68 @@ class EngineOptions:
     resolver: LMResolver | None = None  # model name in llm_query(..., model=) -> LM
 
 
-class _Totals:
-    def __init__(self) -> None:
+class _Recording:
+    """What the run has produced so far: iterations, calls, labels and running totals.
+
+    Adding an iteration also takes the sub-calls its cells made and tells the observer,
+    so a crash after this point loses nothing of it.
+    """
+
+    def __init__(
+        self, handler: SubCallHandler, observer: RunObserver | None, budget: Budget, t_start: float
+    ) -> None:
+        self.handler, self.observer, self.budget = handler, observer, budget
+        self.t_start = t_start
+        self.iterations: list[Iteration] = []
+        self.calls: list[LLMCall] = []
+        self.labels: list[StepLabel] = []
         self.tokens = 0
         self.cost = 0.0
 
-    def add(self, tokens_in: int | None, tokens_out: int | None, cost: float | None) -> None:
-        self.tokens += (tokens_in or 0) + (tokens_out or 0)
-        self.cost += cost or 0.0
+    def add(self, it: Iteration, root: LLMCall, labels: list[StepLabel]) -> None:
+        its_calls = (root, *self.handler.take_calls())
+        for c in its_calls:
+            self.tokens += (c.tokens_in or 0) + (c.tokens_out or 0)
+            self.cost += c.cost or 0.0
+        self.iterations.append(it)
+        self.calls.extend(its_calls)
+        self.labels.extend(labels)
+        if self.observer:
+            self.observer.iteration_finished(it, its_calls, labels)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t_start
+
+    def exhausted_reason(self) -> str | None:
+        budget = self.budget
+        if len(self.iterations) >= budget.max_iterations:
+            return f"all {budget.max_iterations} steps are used"
+        if self.elapsed() >= budget.max_wall_s:
+            return f"the wall-time limit of {budget.max_wall_s:g} s is reached"
+        if budget.max_tokens is not None and self.tokens >= budget.max_tokens:
+            return f"the token budget of {budget.max_tokens:,} is used"
+        if budget.max_cost is not None and self.cost >= budget.max_cost:
+            return f"the cost budget of ${budget.max_cost:.2f} is used"
+        return None
+
+    def budget_text(self) -> str:
+        return budget_line(
+            used_iterations=len(self.iterations),
+            budget=self.budget,
+            sub_calls=self.handler.used,
+            wall_s=self.elapsed(),
+        )
+
+    def trace(self, run: Run) -> Trace:
+        return Trace(
+            run=run, iterations=tuple(self.iterations), calls=tuple(self.calls), labels=tuple(self.labels)
+        ).with_totals()
 
 
 def _answer_text(answer: object) -> str:
     if isinstance(answer, str):
         return answer
     return json.dumps(answer, ensure_ascii=False, default=str)
-
-
-def _feedback(result: ExecutionResult, limit: int) -> tuple[str, str, bool]:
-    """(stdout as shown, the whole message body, truncated?) for one execution."""
-    hidden = max(result.stdout_bytes - len(result.stdout), 0)  # bytes for characters: "about"
-    shown, truncated = truncate_middle(result.stdout, limit, cut_at=result.stdout_cut, hidden=hidden)
-    parts = [shown.rstrip("\n")] if shown.strip() else ["(no output)"]
-    if result.stderr.strip():
-        err, _ = truncate_middle(result.stderr, max(limit // 4, 200), cut_at=result.stderr_cut)
-        parts.append("stderr:\n" + err.rstrip("\n"))
-    if result.error:
-        parts.append(f"Error ({result.error_kind or 'code'}): {truncate_middle(result.error, 2000)[0]}")
-    if result.restarted:
-        parts.append("REPL restarted: every variable was lost; `context` was reloaded.")
-    return shown, "\n".join(parts), truncated or result.output_truncated
 
 
 class _BackgroundStart:
@@ -144,124 +174,46 @@ def _describe_context(ctx_ref: ContextRef, ctx_path: str | None) -> tuple[str, i
     return kind, size
 
 
-@dataclass(frozen=True, slots=True)
-class _Cell:
-    """What running one reply's blocks did: a record per block, ran or not."""
+def _resolve_lms(lm: LM | str, sub_lm: LM | str | None) -> tuple[LM, LM | None]:
+    """LM objects as given; model specs built by the registry (imported only then, so that
+    callers passing objects never load a provider SDK). A spec root without a sub-LM gets
+    the same spec as its sub-LM, as ``rlmine record`` does."""
+    if sub_lm is None and isinstance(lm, str):
+        sub_lm = lm
+    if not isinstance(lm, str) and not isinstance(sub_lm, str):
+        return lm, sub_lm
+    from recorder.lm.registry import make_lm
 
-    blocks: tuple[CodeBlock, ...]
-    bodies: tuple[str, ...]  # per executed block, the feedback text for the model
-    last: ExecutionResult  # the last executed block's result
-    truncated: bool
-    submitted: bool
-    died: bool
-
-
-def _run_blocks(sandbox: Sandbox, codes: Sequence[str], run_id: str, index: int, limit: int) -> _Cell:
-    """Run blocks in order, stopping at the first that submits, fails or kills the sandbox.
-
-    Blocks after the stop are recorded with ``ran=False``: later blocks usually
-    depend on the failed one, and a reader must see that they never ran.
-    """
-    blocks: list[CodeBlock] = []
-    bodies: list[str] = []
-    truncated = submitted = died = False
-    last: ExecutionResult | None = None
-    for k, code in enumerate(codes):
-        if last is not None and (submitted or died or last.error):
-            blocks.append(CodeBlock(run_id=run_id, iteration=index, index=k, code=code, ran=False))
-            continue
-        last = sandbox.execute(code)
-        shown, body, cut = _feedback(last, limit)
-        bodies.append(body)
-        truncated = truncated or cut
-        meta: dict[str, Any] = {}
-        if cut:
-            meta["output_truncated"] = True
-        if last.restarted:
-            meta["restarted"] = True
-        blocks.append(
-            CodeBlock(
-                run_id=run_id,
-                iteration=index,
-                index=k,
-                code=code,
-                stdout=shown,
-                stderr=last.stderr or None,
-                error=last.error,
-                error_kind=last.error_kind,
-                duration_s=last.duration_s,
-                metadata=meta,
-            )
-        )
-        submitted = last.submitted
-        died = last.error_kind == "sandbox" and not last.restarted
-    assert last is not None  # parse_reply yields at least one block here
-    return _Cell(tuple(blocks), tuple(bodies), last, truncated, submitted, died)
+    root = make_lm(lm, role="root") if isinstance(lm, str) else lm
+    sub = make_lm(sub_lm, role="sub") if isinstance(sub_lm, str) else sub_lm
+    return root, sub
 
 
-class _RootTurn:
-    """A root call's outcome: the response, or the error that ended the run."""
-
-    def __init__(self, resp: LMResponse | None, call: LLMCall, error: str | None) -> None:
-        self.resp, self.call, self.error = resp, call, error
-
-
-def _root_call(lm: LM, messages: list[Message], run_id: str, index: int, opts: EngineOptions) -> _RootTurn:
-    started = utcnow()
-    t0 = time.perf_counter()
-    # The stored prompt is the newest message only: the whole conversation is the
-    # run's iterations, and storing it per turn would grow quadratically.
-    total_chars = sum(len(m.content) for m in messages)
-    base: dict[str, Any] = {
-        "id": new_id(),
-        "run_id": run_id,
-        "iteration": index,
-        "role": "root",
-        "model": lm.model,
-        "prompt": messages[-1].content,
-        "prompt_chars": total_chars,
-        "started_at": started,
-        "metadata": {"n_messages": len(messages)},
-    }
-    try:
-        resp = lm.complete(messages, temperature=opts.temperature, seed=opts.seed)
-    except LMError as exc:
-        base["metadata"] = {**base["metadata"], **exc.attempts}  # what was tried, kept with the failure
-        call = LLMCall(response=None, latency_s=time.perf_counter() - t0, error=exc.one_line(), **base)
-        return _RootTurn(None, call, exc.one_line())
-    meta = dict(base.pop("metadata"))
-    meta.update({k: v for k, v in resp.metadata.items() if k != "step_labels"})
-    call = LLMCall(
-        response=resp.text,
-        reasoning=resp.reasoning,
-        tokens_in=resp.tokens_in,
-        tokens_out=resp.tokens_out,
-        cost=resp.cost,
-        latency_s=resp.latency_s or (time.perf_counter() - t0),
-        metadata=meta,
-        **{**base, "model": resp.model or lm.model},
+def _started_run(
+    template: Run | None, question: str, ctx_path: str | None, lm: LM, sub_lm: LM | None, opts: EngineOptions
+) -> Run:
+    """The stored run as it starts: the caller's template with the engine's facts filled in."""
+    base_params = {"budget": opts.budget.to_dict(), "temperature": opts.temperature, "seed": opts.seed}
+    return replace(
+        template or Run(id=new_id(), engine="rlmine", status="running"),
+        engine="rlmine",
+        engine_version=__version__,
+        status="running",
+        question=question,
+        root_model=lm.model,
+        sub_model=sub_lm.model if sub_lm else None,
+        params={**base_params, **(template.params if template else {})},
+        context=template.context if template is not None else ContextRef(path=ctx_path),
+        started_at=utcnow(),
     )
-    return _RootTurn(resp, call, None)
-
-
-def _labels(resp: LMResponse | None, run_id: str, index: int) -> list[StepLabel]:
-    raw = (resp.metadata.get("step_labels") if resp else None) or []
-    out = []
-    for item in raw:
-        try:
-            start, end, tactic = int(item[0]), int(item[1]), str(item[2])
-        except (TypeError, ValueError, IndexError):
-            continue
-        out.append(StepLabel(run_id=run_id, iteration=index, line_start=start, line_end=end, tactic=tactic))
-    return out
 
 
 def run_rlm(
     question: str,
     context: str | Path | None,
     *,
-    lm: LM,
-    sub_lm: LM | None = None,
+    lm: LM | str,
+    sub_lm: LM | str | None = None,
     options: EngineOptions | None = None,
     run: Run | None = None,
     observer: RunObserver | None = None,
@@ -269,204 +221,114 @@ def run_rlm(
 ) -> Trace:
     """Run one RLM episode on ``question`` over the context file ``context``.
 
-    ``run`` is a template for the stored run (ids, task, batch, params); its
-    status, answer and totals are filled in here. Scoring is the caller's job.
+    ``lm`` and ``sub_lm`` are LM objects or model specs (``"sim"``, ``"gpt-4o-mini"``:
+    see :func:`recorder.lm.make_lm`; for an ``api_base`` or other settings build the LM
+    with ``make_lm``). A spec ``lm`` without ``sub_lm`` serves as both; an LM object
+    without one leaves ``llm_query`` unconfigured. ``run`` is a template for the stored
+    run (ids, task, batch, params); its status, answer and totals are filled in here.
+    Scoring is the caller's job.
     """
-    opts = options or EngineOptions()
-    budget = opts.budget
-    started_at = utcnow()
     t_start = time.perf_counter()
+    opts = options or EngineOptions()
+    root_lm, sub = _resolve_lms(lm, sub_lm)
     ctx_path = str(context) if context is not None else None
     if ctx_path is not None and not Path(ctx_path).exists():
         # checked here: the sandbox starts in the background and would fail only after a root call
         raise UserError(f"context not found: {ctx_path}", "a path to an existing file or directory")
-    ctx_ref = run.context if run is not None else ContextRef(path=ctx_path)
-    base_params = {"budget": budget.to_dict(), "temperature": opts.temperature, "seed": opts.seed}
-    run = replace(
-        run or Run(id=new_id(), engine="rlmine", status="running"),
-        engine="rlmine",
-        engine_version=__version__,
-        status="running",
-        question=question,
-        root_model=lm.model,
-        sub_model=sub_lm.model if sub_lm else None,
-        params={**base_params, **(run.params if run else {})},
-        context=ctx_ref,
-        started_at=started_at,
-    )
+    run = _started_run(run, question, ctx_path, root_lm, sub, opts)
     if observer:
         observer.run_started(run)
     handler = SubCallHandler(
         run_id=run.id,
-        sub_lm=sub_lm,
-        max_calls=budget.max_sub_calls,
+        sub_lm=sub,
+        max_calls=opts.budget.max_sub_calls,
         max_parallel=opts.max_parallel_sub,
         resolver=opts.resolver,
         temperature=opts.temperature,
         seed=opts.seed,
     )
-    iterations: list[Iteration] = []
-    calls: list[LLMCall] = []
-    labels: list[StepLabel] = []
-    totals = _Totals()
-    status, answer, error = "running", None, None
+    rec = _Recording(handler, observer, opts.budget, t_start)
     starter: _BackgroundStart | None = None
-
-    def finish_iteration(it: Iteration, root: LLMCall, its_labels: list[StepLabel]) -> None:
-        subs = handler.take_calls()
-        for c in (root, *subs):
-            totals.add(c.tokens_in, c.tokens_out, c.cost)
-        iterations.append(it)
-        calls.extend((root, *subs))
-        labels.extend(its_labels)
-        if observer:
-            observer.iteration_finished(it, (root, *subs), its_labels)
-
-    def exhausted_reason() -> str | None:
-        elapsed = time.perf_counter() - t_start
-        if len(iterations) >= budget.max_iterations:
-            return f"all {budget.max_iterations} steps are used"
-        if elapsed >= budget.max_wall_s:
-            return f"the wall-time limit of {budget.max_wall_s:g} s is reached"
-        if budget.max_tokens is not None and totals.tokens >= budget.max_tokens:
-            return f"the token budget of {budget.max_tokens:,} is used"
-        if budget.max_cost is not None and totals.cost >= budget.max_cost:
-            return f"the cost budget of ${budget.max_cost:.2f} is used"
-        return None
-
     try:
-        cfg = SandboxConfig(
-            context_path=ctx_path,
-            cell_timeout_s=budget.cell_timeout_s,
-            memory_limit_mb=opts.memory_limit_mb,
-            max_output_chars=max(budget.max_output_chars * 4, 20_000),
-        )
-        starter = _BackgroundStart(opts.sandbox_factory(cfg, handler))
-        kind, ctx_chars = _describe_context(ctx_ref, ctx_path)
-        messages = [
-            Message("system", system_prompt(budget)),
-            Message("user", first_user_message(question, kind, ctx_chars)),
-        ]
-        final_turn = False
-        while status == "running":
-            if cancel is not None and cancel.is_set():
-                status = "cancelled"
-                break
-            reason = exhausted_reason()
-            if reason and not final_turn:
-                final_turn = True
-                messages.append(Message("user", EXHAUSTED.format(reason=reason)))
-            index = len(iterations)
-            handler.iteration = index
-            it_started = utcnow()
-            turn = _root_call(lm, messages, run.id, index, opts)
-            if turn.resp is None:
-                status, error = "error", f"root LM failed: {turn.error}"
-                finish_iteration(
-                    Iteration(
-                        run_id=run.id,
-                        index=index,
-                        reasoning=None,
-                        code=None,
-                        error=turn.error,
-                        error_kind="lm",
-                        started_at=it_started,
-                    ),
-                    turn.call,
-                    [],
-                )
-                break
-            parsed = parse_reply(turn.resp.text)
-            reasoning = (
-                turn.resp.reasoning + "\n\n" + parsed.reasoning if turn.resp.reasoning else parsed.reasoning
-            )
-            base_it: dict[str, Any] = {
-                "run_id": run.id,
-                "index": index,
-                "reasoning": reasoning,
-                "started_at": it_started,
-                "root_tokens_in": turn.resp.tokens_in,
-                "root_tokens_out": turn.resp.tokens_out,
-                "root_latency_s": turn.call.latency_s,
-            }
-            if not parsed.blocks:
-                finish_iteration(
-                    Iteration(
-                        code=None,
-                        stdout=None,
-                        error="the reply had no code block",
-                        error_kind="parse",
-                        metadata={"final_turn": final_turn},
-                        **base_it,
-                    ),
-                    turn.call,
-                    [],
-                )
-                if final_turn:
-                    status = "budget_exhausted"
-                    break
-                messages += [Message("assistant", turn.resp.text), Message("user", NO_CODE_REMINDER)]
-                continue
-            cell = _run_blocks(starter.ready(), parsed.blocks, run.id, index, budget.max_output_chars)
-            last = cell.last
-            if cell.submitted:
-                answer = last.answer
-            finish_iteration(
-                Iteration(
-                    code=parsed.code,
-                    stdout="".join(b.stdout or "" for b in cell.blocks),
-                    stderr="".join(b.stderr or "" for b in cell.blocks) or None,
-                    error=last.error,
-                    error_kind=last.error_kind,
-                    duration_s=sum(b.duration_s or 0.0 for b in cell.blocks),
-                    output_truncated=cell.truncated,
-                    submitted=cell.submitted,
-                    metadata={
-                        "blocks": len(parsed.blocks),
-                        "restarted": last.restarted,
-                        "final_turn": final_turn,
-                    },
-                    blocks=cell.blocks,
-                    **base_it,
-                ),
-                turn.call,
-                _labels(turn.resp, run.id, index),
-            )
-            if cell.submitted:
-                status = "budget_exhausted" if final_turn else "submitted"
-            elif cell.died:
-                status, error = "error", f"the sandbox died: {last.error}"
-            elif final_turn:
-                status = "budget_exhausted"
-            else:
-                used = len(iterations)
-                line = budget_line(
-                    used_iterations=used,
-                    budget=budget,
-                    sub_calls=handler.used,
-                    wall_s=time.perf_counter() - t_start,
-                )
-                messages += [
-                    Message("assistant", turn.resp.text),
-                    Message("user", "\n".join(cell.bodies) + "\n\n" + line),
-                ]
-    except SandboxError as exc:
-        status, error = "error", f"sandbox: {exc.one_line()}"
+        starter = _BackgroundStart(opts.sandbox_factory(_sandbox_config(ctx_path, opts), handler))
+        messages = _first_messages(question, run.context, ctx_path, opts.budget)
+        end, answer = _turns(root_lm, messages, run.id, rec, starter.ready, opts, cancel)
+    except SandboxError as exc:  # terminal: the sandbox cannot go on (a failed cell is a result)
+        end, answer = Exit("error", f"sandbox: {exc.one_line()}"), None
     finally:
         handler.close()
         if starter is not None:
             starter.shutdown()
     finished = replace(
         run,
-        status=status,
+        status=end.status,
         final_answer=None if answer is None else _answer_text(answer),
-        error=error,
-        wall_s=time.perf_counter() - t_start,
+        error=end.error,
+        wall_s=rec.elapsed(),
         finished_at=utcnow(),
     )
-    return Trace(
-        run=finished, iterations=tuple(iterations), calls=tuple(calls), labels=tuple(labels)
-    ).with_totals()
+    return rec.trace(finished)
+
+
+def _turns(
+    lm: LM,
+    messages: list[Message],
+    run_id: str,
+    rec: _Recording,
+    sandbox: Callable[[], Sandbox],
+    opts: EngineOptions,
+    cancel: threading.Event | None,
+) -> tuple[Exit, object | None]:
+    """Turn after turn until one ends the run: (how it ended, the submitted answer or None).
+
+    When the budget runs out, one last turn asks for the answer (``final_turn``).
+    """
+    final_turn = False
+    while True:
+        if cancel is not None and cancel.is_set():
+            return Exit("cancelled"), None
+        reason = rec.exhausted_reason()
+        if reason and not final_turn:
+            final_turn = True
+            messages.append(Message("user", EXHAUSTED.format(reason=reason)))
+        rec.handler.iteration = index = len(rec.iterations)
+        turn = execute_turn(
+            lm,
+            messages,
+            run_id=run_id,
+            index=index,
+            final_turn=final_turn,
+            sandbox=sandbox,
+            max_output_chars=opts.budget.max_output_chars,
+            temperature=opts.temperature,
+            seed=opts.seed,
+        )
+        it, labels = iteration_record(turn)
+        rec.add(it, turn.root.call, labels)
+        end = decide_exit(turn)
+        if end is not None:
+            return end, turn.answer
+        messages += follow_up(turn, rec.budget_text())
+
+
+def _sandbox_config(ctx_path: str | None, opts: EngineOptions) -> SandboxConfig:
+    budget = opts.budget
+    return SandboxConfig(
+        context_path=ctx_path,
+        cell_timeout_s=budget.cell_timeout_s,
+        memory_limit_mb=opts.memory_limit_mb,
+        max_output_chars=max(budget.max_output_chars * 4, 20_000),
+    )
+
+
+def _first_messages(
+    question: str, ctx_ref: ContextRef, ctx_path: str | None, budget: Budget
+) -> list[Message]:
+    kind, ctx_chars = _describe_context(ctx_ref, ctx_path)
+    return [
+        Message("system", system_prompt(budget)),
+        Message("user", first_user_message(question, kind, ctx_chars)),
+    ]
 
 
 def answer_value(trace: Trace) -> Any:
