@@ -29,7 +29,8 @@ from recorder.lm.openai_backend import OpenAICompatLM
 from recorder.lm.scripted import FunctionLM
 from recorder.lm.server import FaultConfig
 from recorder.prompts import NO_CODE_REMINDER
-from recorder.sandbox.base import ExecutionResult, SandboxError
+from recorder.sandbox.base import SandboxError
+from recorder.sandbox.scripted import ScriptedSandbox
 from recorder.tasks import Budget
 from rlmine.errors import UserError
 from rlmine.store import Store
@@ -386,8 +387,11 @@ def test_cancel_stops_the_run_between_iterations(context_file: Path) -> None:
         return "```python\nprint('step')\n```"
 
     root_lm = FunctionLM(Root(script))
-    trace = run_rlm("q", context_file, lm=root_lm, sub_lm=None, cancel=cancel)
+    box = ScriptedSandbox(["step\n", "step\n"])
+    options = EngineOptions(sandbox_factory=box.factory)
+    trace = run_rlm("q", context_file, lm=root_lm, sub_lm=None, options=options, cancel=cancel)
     assert trace.run.status == "cancelled" and len(trace.iterations) == 2
+    assert box.executed == ["print('step')", "print('step')"] and box.shut_down
 
 
 def test_a_missing_context_fails_before_any_model_call(tmp_path: Path) -> None:
@@ -398,17 +402,8 @@ def test_a_missing_context_fails_before_any_model_call(tmp_path: Path) -> None:
 
 
 def test_a_sandbox_that_cannot_start_ends_the_run_with_status_error(context_file: Path) -> None:
-    class Broken:
-        def start(self) -> None:
-            raise SandboxError("the worker could not start", "check the platform")
-
-        def execute(self, code: str) -> ExecutionResult:
-            raise AssertionError("never reached")
-
-        def shutdown(self) -> None:
-            pass
-
-    options = EngineOptions(sandbox_factory=lambda _config, _handler: Broken())
+    broken = ScriptedSandbox([], start_error=SandboxError("the worker could not start", "check the platform"))
+    options = EngineOptions(sandbox_factory=broken.factory)
     root = Root(steps("```python\nprint(1)\n```"))
     trace = run_rlm("q", context_file, lm=FunctionLM(root), options=options)
     assert trace.run.status == "error"

@@ -18,7 +18,8 @@ from recorder.engine import EngineOptions, run_rlm
 from recorder.lm.base import Message
 from recorder.lm.scripted import ScriptedLM
 from recorder.prompts import EXHAUSTED, NO_CODE_REMINDER, budget_line, system_prompt, truncate_middle
-from recorder.sandbox.base import ExecutionResult, LLMHandler, SandboxConfig
+from recorder.sandbox.base import ExecutionResult
+from recorder.sandbox.scripted import ScriptedSandbox
 from recorder.tasks import Budget
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -49,25 +50,6 @@ def check_golden(name: str, text: str) -> None:
 
 def render(messages: list[Message]) -> str:
     return "".join(f"=== {m.role} ===\n{m.content}\n" for m in messages)
-
-
-class ScriptedSandbox:
-    """Answers each cell from a table keyed by its code; records what it ran."""
-
-    def __init__(self, results: dict[str, ExecutionResult]) -> None:
-        self.results = results
-        self.ran: list[str] = []
-        self.started = self.stopped = False
-
-    def start(self) -> None:
-        self.started = True
-
-    def execute(self, code: str) -> ExecutionResult:
-        self.ran.append(code)
-        return self.results[code]
-
-    def shutdown(self) -> None:
-        self.stopped = True
 
 
 CELLS = {
@@ -108,24 +90,20 @@ REPLIES = [
 def scripted_run() -> tuple[ScriptedLM, ScriptedSandbox, str]:
     lm = ScriptedLM(REPLIES, model="scripted")
     box = ScriptedSandbox(CELLS)
-
-    def factory(_config: SandboxConfig, _handler: LLMHandler) -> ScriptedSandbox:
-        return box
-
     budget = Budget(max_iterations=6, max_sub_calls=20, max_output_chars=60, cell_timeout_s=30)
     trace = run_rlm(
         "How many distinct users logged in?\nCount each user once.",
         None,
         lm=lm,
-        options=EngineOptions(budget=budget, sandbox_factory=factory, temperature=0.0, seed=1),
+        options=EngineOptions(budget=budget, sandbox_factory=box.factory, temperature=0.0, seed=1),
     )
     return lm, box, trace.run.status
 
 
 def test_the_whole_conversation_matches_its_snapshot() -> None:
     lm, box, status = scripted_run()
-    assert status == "budget_exhausted" and box.started and box.stopped
-    assert box.ran == [k for k in CELLS]  # each block ran once, in order
+    assert status == "budget_exhausted" and box.started and box.shut_down
+    assert box.executed == list(CELLS)  # each block ran once, in order
     check_golden("conversation.txt", render(lm.calls[-1]))
 
 
