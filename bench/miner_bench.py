@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 import miner  # noqa: E402
 from miner.embed import SentenceEmbedder  # noqa: E402
-from recorder import record  # noqa: E402
+from recorder import RecordOptions, record  # noqa: E402
 from recorder.families import make_task  # noqa: E402
 from rlmine.store import Store  # noqa: E402
 from rlmine.store.catalog import upsert_task  # noqa: E402
@@ -121,9 +121,8 @@ def synthetic_traces(task_id: str, steps: int, seed: int) -> list[Trace]:
 def build_db(path: Path, args: argparse.Namespace, work: Path) -> tuple[Store, str, int]:
     task_dir = work / "task"
     make_task("incident-logs", task_dir, size_bytes=150_000, instances=5, seed=77)
-    rec = record(
-        task_dir / "task.yaml", db=path, runs=max(1, args.recorded // 3), seeds=(5150,), concurrency=2
-    )
+    options = RecordOptions(runs=max(1, args.recorded // 3), seeds=(5150,), concurrency=2)
+    rec = record(task_dir / "task.yaml", db=path, options=options)
     store = Store.open(path)
     with store.reader() as con:
         task_id = str(

@@ -43,7 +43,7 @@ import miner  # noqa: E402
 from miner.cluster import ClusterOptions  # noqa: E402
 from miner.flows import collapse, consensus_plan  # noqa: E402
 from miner.steps import SplitOptions  # noqa: E402
-from recorder import record  # noqa: E402
+from recorder import RecordOptions, record  # noqa: E402
 from recorder.families import make_task  # noqa: E402
 from rlmine.store import Store  # noqa: E402
 
@@ -127,10 +127,9 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
     rec = record(
         task_dir / "task.yaml",
         db=db,
-        runs=max(1, -(-args.runs // 3)),
-        seeds=(args.seed,),
-        concurrency=2,
-        batch=f"quality-{family}",
+        options=RecordOptions(
+            runs=max(1, -(-args.runs // 3)), seeds=(args.seed,), concurrency=2, batch=f"quality-{family}"
+        ),
     )
     record_s = time.perf_counter() - t0
     store = Store.open(db)
@@ -151,9 +150,8 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
     first = miner.mine(store, task=task_name, embedder=args.embedder, options=options)
     mine_s = time.perf_counter() - t0
     # Repeatability: 12 more runs (another seed), mined again; tactic ids of unchanged steps kept?
-    record(
-        task_dir / "task.yaml", db=db, runs=4, seeds=(args.seed + 1,), concurrency=2, batch=f"more-{family}"
-    )
+    more = RecordOptions(runs=4, seeds=(args.seed + 1,), concurrency=2, batch=f"more-{family}")
+    record(task_dir / "task.yaml", db=db, options=more)
     result = miner.mine(store, task=task_name, embedder=args.embedder, options=options)
     with store.reader() as con:
         kept = con.execute(

@@ -2,64 +2,64 @@
 
 Python API::
 
-    from recorder import record, run_rlm
-    result = record("task.yaml", db="traces/rlmine.duckdb", runs=4, model="sim")
-    trace = run_rlm("How many lines mention ERROR?", "server.log", lm="sim", sub_lm="sim")
+    from recorder import RecordOptions, record, run_rlm
+    trace = run_rlm("How many lines mention ERROR?", "server.log", lm="sim")
+    result = record("task.yaml", db="traces/rlmine.duckdb", options=RecordOptions(runs=4))
+
+Every name here *is* the object of the same name in its home module (``recorder.run_rlm is
+recorder.engine.run_rlm``), so one name has one signature wherever it is imported from.
+Names resolve on first use: ``import recorder`` loads nothing else, and a caller that passes
+LM objects to ``run_rlm`` never loads a provider SDK.
+
+Fakes for tests and offline use sit beside the real things: :class:`ScriptedLM` and
+:class:`FunctionLM` for models, :class:`ScriptedSandbox` (with :func:`cell_result`) for the REPL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from recorder.batch import BatchResult
-    from recorder.lm.base import LM
-    from recorder.tasks import Budget, TaskSpec
-    from rlmine.trace import Trace
-
-__all__ = ["record", "run_rlm"]
-
-
-def run_rlm(
-    question: str,
-    context: str | Path | None,
-    *,
-    lm: LM | str = "sim",
-    sub_lm: LM | str | None = None,
-    budget: Budget | Mapping[str, Any] | None = None,
-    temperature: float | None = None,
-    seed: int | None = None,
-    api_base: str | None = None,
-) -> Trace:
-    """One RLM run over the context file ``context``, without a database."""
-    from recorder import engine
+    from recorder.batch import RecordOptions, record
+    from recorder.engine import EngineOptions, run_rlm
     from recorder.lm.registry import make_lm
+    from recorder.lm.scripted import FunctionLM, ScriptedLM
+    from recorder.sandbox.scripted import ScriptedSandbox, cell_result
     from recorder.tasks import Budget
 
-    root = make_lm(lm, role="root", api_base=api_base) if isinstance(lm, str) else lm
-    sub_spec = sub_lm if sub_lm is not None else (lm if isinstance(lm, str) else None)
-    sub = make_lm(sub_spec, role="sub", api_base=api_base) if isinstance(sub_spec, str) else sub_spec
-    if budget is None:
-        budget = Budget()
-    elif not isinstance(budget, Budget):
-        budget = Budget().merged(budget)
-    opts = engine.EngineOptions(budget=budget, temperature=temperature, seed=seed)
-    return engine.run_rlm(question, context, lm=root, sub_lm=sub, options=opts)
+__all__ = [
+    "Budget",
+    "EngineOptions",
+    "FunctionLM",
+    "RecordOptions",
+    "ScriptedLM",
+    "ScriptedSandbox",
+    "cell_result",
+    "make_lm",
+    "record",
+    "run_rlm",
+]
+
+HOMES = {
+    "Budget": "recorder.tasks",
+    "EngineOptions": "recorder.engine",
+    "FunctionLM": "recorder.lm.scripted",
+    "RecordOptions": "recorder.batch",
+    "ScriptedLM": "recorder.lm.scripted",
+    "ScriptedSandbox": "recorder.sandbox.scripted",
+    "cell_result": "recorder.sandbox.scripted",
+    "make_lm": "recorder.lm.registry",
+    "record": "recorder.batch",
+    "run_rlm": "recorder.engine",
+}
 
 
-def record(
-    task: TaskSpec | str | Path,
-    *,
-    db: str | Path = "traces/rlmine.duckdb",
-    runs: int = 1,
-    model: str | tuple[str, ...] = "sim",
-    **options: Any,
-) -> BatchResult:
-    """Record a batch; ``options`` are the fields of :class:`recorder.batch.RecordOptions`."""
-    from recorder.batch import RecordOptions
-    from recorder.batch import record as _record
+def __getattr__(name: str) -> Any:
+    if name in HOMES:
+        return getattr(importlib.import_module(HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    models = (model,) if isinstance(model, str) else tuple(model)
-    return _record(task, db=db, options=RecordOptions(runs=runs, models=models, **options))
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

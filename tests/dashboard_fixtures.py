@@ -29,14 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # when run as a script from a subprocess
-    sys.path.insert(0, str(ROOT))
+from rlmine.store import Store
+from rlmine.store.catalog import upsert_batch, upsert_task
+from rlmine.store.writes import save_traces
+from rlmine.trace import Iteration, LLMCall, Run, StepLabel, Trace
 
-from rlmine.store import Store  # noqa: E402
-from rlmine.store.catalog import upsert_batch, upsert_task  # noqa: E402
-from rlmine.store.writes import save_traces  # noqa: E402
-from rlmine.trace import Iteration, LLMCall, Run, StepLabel, Trace  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 T0 = datetime(2025, 3, 1, 9, 0, 0)
 

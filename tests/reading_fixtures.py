@@ -17,16 +17,11 @@ Runs (all top-level, all known):
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from rlmine.store import Store  # noqa: E402
-from rlmine.trace import CodeBlock, Iteration, LLMCall, Run, Trace  # noqa: E402
+from rlmine.store import Store
+from rlmine.trace import CodeBlock, Iteration, LLMCall, Run, Trace
 
 T0 = datetime(2025, 6, 1, 12, 0, 0)
 BLOCKS_RUN = "r-read-blocks"

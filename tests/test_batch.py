@@ -16,17 +16,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from recorder_fakes import counting_root, fake_factory, write_task
+
+from recorder.batch import BatchEvent, RecordOptions, default_batch_name, plan_slots, record
+from recorder.lm.base import LMResponse, Message
+from recorder.lm.scripted import FunctionLM
+from recorder.tasks import load_task
+from rlmine.store import Store
+from rlmine.store.queries import get_trace
+
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-
-from recorder_fakes import counting_root, fake_factory, write_task  # noqa: E402
-
-from recorder.batch import BatchEvent, RecordOptions, default_batch_name, plan_slots, record  # noqa: E402
-from recorder.lm.base import LMResponse, Message  # noqa: E402
-from recorder.lm.scripted import FunctionLM  # noqa: E402
-from recorder.tasks import load_task  # noqa: E402
-from rlmine.store import Store  # noqa: E402
-from rlmine.store.queries import get_trace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

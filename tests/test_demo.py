@@ -20,6 +20,9 @@ from recorder.lm.server import FaultConfig
 from rlmine.cli.simserver import sim_lm_factory
 from rlmine.store import Store
 
+# These tests talk to a loopback OpenAI-compatible server (see tests/conftest.py).
+pytestmark = pytest.mark.loopback_models
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

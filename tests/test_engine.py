@@ -7,7 +7,6 @@ exactly as it would talk to a provider.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,9 +16,6 @@ from typing import Any
 
 import pytest
 from loopback import running_server, serve
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "scripts"))
-
 from recorder_fakes import turn_number
 
 from recorder.batch import RecordOptions, record
@@ -36,6 +32,9 @@ from rlmine.errors import UserError
 from rlmine.store import Store
 from rlmine.store.queries import get_trace, list_runs
 from rlmine.trace import Trace
+
+# These tests talk to a loopback OpenAI-compatible server (see tests/conftest.py).
+pytestmark = pytest.mark.loopback_models
 
 Script = Callable[[int, list[Message]], str | LMResponse]
 

@@ -27,12 +27,16 @@ from recorder.lm import (
     load_prices,
     make_lm,
 )
+from recorder.lm.guard import allow_model_requests
 from recorder.lm.openai_backend import resolve_api_key
 from recorder.lm.pricing import bundled_prices
 from recorder.lm.retry import RetryPolicy, parse_retry_after
 from recorder.lm.server import FaultConfig
 from recorder.lm.wire import read_completion
 from rlmine.errors import RlmineRuntimeError, UserError
+
+# These tests talk to a loopback OpenAI-compatible server (see tests/conftest.py).
+pytestmark = pytest.mark.loopback_models
 
 MSGS = [Message("system", "be brief"), Message("user", "Question: hello?")]
 
@@ -340,7 +344,8 @@ def test_litellm_backend_shares_the_retry_policy(monkeypatch: pytest.MonkeyPatch
     fake.completion = completion  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "litellm", fake)
     lm = make_lm("litellm/anthropic/claude-3-5-haiku", backoff_base_s=5.0)
-    reply = lm.complete(MSGS, temperature=0.0)
+    with allow_model_requests(True):  # the fake module above is the only "provider" reached
+        reply = lm.complete(MSGS, temperature=0.0)
     assert reply.text == "bonjour" and reply.reasoning == "hmm"
     assert reply.metadata["http_status_history"] == [429, 200]
     assert reply.cost == pytest.approx(0.8)

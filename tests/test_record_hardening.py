@@ -19,9 +19,6 @@ from typing import Any
 
 import pytest
 from loopback import running_server
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "scripts"))
-
 from recorder_fakes import counting_root, write_task
 
 from dashboard.queries import RUNS_CTE, fetch_df
@@ -31,6 +28,9 @@ from recorder.lm.scripted import FunctionLM
 from recorder.lm.server import FaultConfig, SimServer
 from rlmine.cli.render import model_label
 from rlmine.store import Store
+
+# These tests talk to a loopback OpenAI-compatible server (see tests/conftest.py).
+pytestmark = pytest.mark.loopback_models
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,6 +26,9 @@ from recorder.lm.server import FaultConfig, SimServer
 from rlmine.cli.simserver import register, sim_lm_factory
 from rlmine.errors import UserError
 
+# These tests talk to a loopback OpenAI-compatible server (see tests/conftest.py).
+pytestmark = pytest.mark.loopback_models
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAT = [{"role": "user", "content": "hello"}]
 

@@ -5,7 +5,8 @@ core install stays small; without it the user gets the install command. LiteLLM'
 own retries are off and the shared policy of :mod:`recorder.lm.retry` applies
 (LiteLLM's exceptions subclass the OpenAI SDK's, carrying ``status_code`` and the
 response headers, so one classifier serves both). Provider keys are read by
-LiteLLM from its usual environment variables.
+LiteLLM from its usual environment variables. Each request first asks
+:func:`recorder.lm.guard.check_model_request` (the switch tests turn off).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from recorder.lm.base import LMResponse, Message
+from recorder.lm.guard import check_model_request
 from recorder.lm.pricing import PriceTable, load_prices
 from recorder.lm.retry import RetryPolicy, call_with_retries
 from recorder.lm.wire import WireReply, read_completion, to_lm_response
@@ -81,6 +83,7 @@ class LiteLLMLM:
         for name, value in (*optional, ("max_tokens", max_tokens)):
             if value is not None:
                 request[name] = value
+        check_model_request(self.model, self.api_base)
         started = time.perf_counter()
         reply, record = call_with_retries(lambda: self._attempt(request), self._policy, what=self.model)
         return to_lm_response(

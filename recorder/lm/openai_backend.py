@@ -8,21 +8,22 @@ real HTTP status of every attempt is recorded, including a 200 whose body is bro
 
 API keys: read from the environment variable named by ``api_key_env``. A loopback
 ``api_base`` (a local vLLM/Ollama or the rlmine simulator server) works without one.
+Each request first asks :func:`recorder.lm.guard.check_model_request` (the switch tests
+turn off).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import openai
 
 from recorder.lm.base import LMResponse, Message
+from recorder.lm.guard import check_model_request, is_loopback_url
 from recorder.lm.pricing import PriceTable, load_prices
 from recorder.lm.retry import MalformedResponseError, RetryPolicy, call_with_retries
 from recorder.lm.wire import WireReply, read_completion, to_lm_response
@@ -32,19 +33,6 @@ __all__ = ["LOOPBACK_DUMMY_KEY", "OpenAICompatLM", "is_loopback_url", "resolve_a
 
 # Sent to loopback servers when no key is set; they do not check it.
 LOOPBACK_DUMMY_KEY = "rlmine-loopback-no-key"
-
-
-def is_loopback_url(url: str | None) -> bool:
-    """True for http(s) URLs whose host is localhost or a loopback address."""
-    if not url:
-        return False
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def resolve_api_key(api_key_env: str, api_base: str | None) -> str:
@@ -119,6 +107,7 @@ class OpenAICompatLM:
         for name, value in (("temperature", temperature), ("seed", seed), ("max_tokens", max_tokens)):
             if value is not None:
                 request[name] = value
+        check_model_request(self._wire_model, str(self._client.base_url))
         started = time.perf_counter()
         reply, record = call_with_retries(lambda: self._attempt(request), self._policy, what=self._what)
         response = to_lm_response(

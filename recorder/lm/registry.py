@@ -14,6 +14,9 @@ Specs the OpenAI wire format cannot serve (``anthropic/…``, a URL, ``sim/…``
 refused with the registry's choices. Options meant for the simulator (``latency``,
 ``seed``, …) are passed to it untouched; network backends ignore options set to
 None and refuse any other option they do not take.
+
+Each builder imports its backend when it runs: the ``openai`` SDK alone costs a few
+hundred milliseconds, and ``make_lm("sim")`` (or a caller passing LM objects) needs none.
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from recorder.lm.base import LM
-from recorder.lm.litellm_backend import LiteLLMLM
-from recorder.lm.openai_backend import OpenAICompatLM
 from rlmine.errors import RlmineRuntimeError, UserError
 
 __all__ = ["KNOWN_BACKENDS", "check_api_base", "make_lm"]
@@ -76,6 +77,8 @@ def _build_sim(model: str, request: _Request) -> LM:
                 f"option(s) {', '.join(unknown)} apply to the in-process simulator, not to one at --api-base",
                 "`rlmine sim-server` options for the served simulator, or drop --api-base",
             )
+        from recorder.lm.openai_backend import OpenAICompatLM
+
         netloc = urlsplit(request.api_base).netloc
         return OpenAICompatLM(
             "sim" if request.role == "root" else "sim-sub",
@@ -100,6 +103,8 @@ def _build_sim(model: str, request: _Request) -> LM:
 def _build_litellm(model: str, request: _Request) -> LM:
     if not model:
         raise UserError("litellm/ needs a model", "--model litellm/anthropic/claude-3-5-haiku-latest")
+    from recorder.lm.litellm_backend import LiteLLMLM
+
     return LiteLLMLM(model, api_base=request.api_base, **_network_options(request.options, "LiteLLM"))
 
 
@@ -114,6 +119,8 @@ def _build_openai(model: str, request: _Request) -> LM:
         raise UserError(f"model {model!r} looks like a URL", "--api-base URL --model NAME")
     if not model.strip():
         raise UserError("empty model name", f"one of: {_choices()}")
+    from recorder.lm.openai_backend import OpenAICompatLM
+
     return OpenAICompatLM(
         model,
         api_base=request.api_base,

@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import openai
-
 from recorder.lm.base import LMError
 from rlmine.errors import UserError
 
@@ -138,6 +136,8 @@ def _provider_message(exc: BaseException) -> str:
 
 def classify(exc: BaseException) -> Failure | None:
     """Classify a provider failure; ``None`` means "not a provider failure: let it propagate"."""
+    import openai  # here, not at the top: the loopback server uses this module without the SDK
+
     if isinstance(exc, MalformedResponseError):
         return Failure(True, exc.status, one_line(f"malformed response: {exc}"))
     if isinstance(exc, json.JSONDecodeError):

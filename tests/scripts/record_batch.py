@@ -12,10 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from recorder_fakes import fake_factory
 
