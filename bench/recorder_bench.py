@@ -49,7 +49,7 @@ from recorder.sandbox import SandboxConfig, SubprocessSandbox
 from recorder.sandbox.base import LLMHandler, Sandbox
 from recorder.tasks import Budget
 from rlmine.store import Store
-from rlmine.store.spool import SpoolWriter
+from rlmine.store._spool import SpoolWriter
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recorder_bench.json"
 

@@ -31,8 +31,8 @@ from dashboard import run_queries as rq
 from rlmine.config import resolve_db_path
 from rlmine.errors import NotFoundError
 from rlmine.store import Store
-from rlmine.store.migrations import LATEST_VERSION, current_version
-from rlmine.store.queries import resolve_run_id
+from rlmine.store._migrations import LATEST_VERSION, current_version
+from rlmine.store._queries import resolve_run_id
 
 CACHE_TTL_S = 3.0
 # A recorder's flusher holds the file for milliseconds; waiting longer means something is wrong.

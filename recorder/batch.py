@@ -5,7 +5,7 @@ repeats. Each element is a *slot* with a stable key; a batch's name is derived
 from the task and the plan, so running the same command again resumes it:
 slots with a finished run are skipped, runs left ``running`` by a dead process
 (stale) or ``cancelled`` are deleted and run again. Every finished iteration
-goes to a :class:`~rlmine.store.spool.SpoolWriter` at once; a crash of one run
+goes to a :class:`~rlmine.store._spool.SpoolWriter` at once; a crash of one run
 is recorded as an ``error`` run and never stops the batch.
 """
 
@@ -29,11 +29,11 @@ from recorder.tasks import InstanceSpec, TaskSpec, load_task
 from rlmine.errors import UserError
 from rlmine.ids import new_id
 from rlmine.store import Store, claim_slots, release_claims
-from rlmine.store.catalog import InstanceRow, upsert_batch, upsert_instances, upsert_task
-from rlmine.store.owners import current_owner, owner_alive
-from rlmine.store.rows import call_row, iteration_rows, label_row, run_row, trace_rows
-from rlmine.store.spool import SpoolWriter
-from rlmine.store.writes import delete_runs
+from rlmine.store._catalog import InstanceRow, upsert_batch, upsert_instances, upsert_task
+from rlmine.store._owners import current_owner, owner_alive
+from rlmine.store._rows import call_row, iteration_rows, label_row, run_row, trace_rows
+from rlmine.store._spool import SpoolWriter
+from rlmine.store._writes import delete_runs
 from rlmine.trace import TERMINAL_STATUSES, Iteration, LLMCall, Run, StepLabel, Trace
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ def _prepare(
 
 class SlotClaims:
     """Hands this recorder's threads their next slot, claiming slots in the database a few at
-    a time (:mod:`rlmine.store.claims`): a slot another recorder claimed first is skipped."""
+    a time (:mod:`rlmine.store._claims`): a slot another recorder claimed first is skipped."""
 
     def __init__(
         self,

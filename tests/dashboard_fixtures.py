@@ -34,8 +34,8 @@ if str(ROOT) not in sys.path:  # when run as a script from a subprocess
     sys.path.insert(0, str(ROOT))
 
 from rlmine.store import Store  # noqa: E402
-from rlmine.store.catalog import upsert_batch, upsert_task  # noqa: E402
-from rlmine.store.writes import save_traces  # noqa: E402
+from rlmine.store._catalog import upsert_batch, upsert_task  # noqa: E402
+from rlmine.store._writes import save_traces  # noqa: E402
 from rlmine.trace import Iteration, LLMCall, Run, StepLabel, Trace  # noqa: E402
 
 T0 = datetime(2025, 3, 1, 9, 0, 0)

@@ -26,7 +26,7 @@ from recorder.lm.base import LMResponse, Message  # noqa: E402
 from recorder.lm.scripted import FunctionLM  # noqa: E402
 from recorder.tasks import load_task  # noqa: E402
 from rlmine.store import Store  # noqa: E402
-from rlmine.store.queries import get_trace  # noqa: E402
+from rlmine.store._queries import get_trace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

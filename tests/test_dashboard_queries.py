@@ -28,7 +28,7 @@ from dashboard import queries as q
 from dashboard import run_queries as rq
 from rlmine.errors import UserError
 from rlmine.store import Store
-from rlmine.store.migrations import LATEST_VERSION
+from rlmine.store._migrations import LATEST_VERSION
 
 
 @pytest.fixture(scope="module")

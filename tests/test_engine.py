@@ -33,7 +33,7 @@ from recorder.sandbox.base import ExecutionResult, SandboxError
 from recorder.tasks import Budget
 from rlmine.errors import UserError
 from rlmine.store import Store
-from rlmine.store.queries import get_trace, list_runs
+from rlmine.store._queries import get_trace, list_runs
 from rlmine.trace import Trace
 
 Script = Callable[[int, list[Message]], str | LMResponse]

@@ -28,7 +28,7 @@ from recorder.importers.base import default_save, loads_line, replace_tables
 from recorder.importers.rlms import RlmsImporter
 from recorder.importers.sources import discover
 from rlmine.store import Store
-from rlmine.store.rows import (
+from rlmine.store._rows import (
     SCHEMAS,
     Row,
     TraceRows,
@@ -39,7 +39,7 @@ from rlmine.store.rows import (
     to_arrow,
     trace_rows,
 )
-from rlmine.store.writes import insert_tables, upsert_rows
+from rlmine.store._writes import insert_tables, upsert_rows
 from rlmine.trace import Trace
 
 

@@ -15,11 +15,11 @@ import pytest
 from rlmine.errors import NotFoundError, StoreError
 from rlmine.ids import sha256_text
 from rlmine.store import Store
-from rlmine.store.catalog import InstanceRow, find_task_id, upsert_batch, upsert_instances, upsert_task
-from rlmine.store.export import export_parquet
-from rlmine.store.migrations import LATEST_VERSION
-from rlmine.store.owners import current_owner
-from rlmine.store.queries import (
+from rlmine.store._catalog import InstanceRow, find_task_id, upsert_batch, upsert_instances, upsert_task
+from rlmine.store._export import export_parquet
+from rlmine.store._migrations import LATEST_VERSION
+from rlmine.store._owners import current_owner
+from rlmine.store._queries import (
     TRACE_TABLES,
     get_trace,
     iter_run_ids,
@@ -29,9 +29,9 @@ from rlmine.store.queries import (
     success_by_task,
     table_counts,
 )
-from rlmine.store.rows import SCHEMAS, trace_rows
-from rlmine.store.spool import SpoolWriter, read_spool_file, recover_spools, spool_dir
-from rlmine.store.writes import KEYS, delete_runs, save_traces, upsert_rows
+from rlmine.store._rows import SCHEMAS, trace_rows
+from rlmine.store._spool import SpoolWriter, read_spool_file, recover_spools, spool_dir
+from rlmine.store._writes import KEYS, delete_runs, save_traces, upsert_rows
 from rlmine.trace import MAX_STORED_PROMPT_CHARS, ContextRef, Iteration, LLMCall, Run, StepLabel, Trace
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456)

@@ -10,7 +10,7 @@ ULID-shaped so they still sort by the run's start time when the source tells
 it), and storing a file's runs *replaces* whatever an earlier import stored
 under those ids, so importing the same file twice changes nothing. Replacing
 deletes the runs that exist, then inserts with a plain ``INSERT`` (every key is
-new by then), the fast path of :mod:`rlmine.store.writes`.
+new by then), the fast path of :mod:`rlmine.store._writes`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import pyarrow as pa
 from ulid import ULID
 
 from recorder.importers.sources import SourceError
-from rlmine.store.rows import Row, TraceRows, run_from_row, run_row, trace_rows
-from rlmine.store.writes import delete_runs, existing_run_ids, insert_tables, merge_rows, upsert_rows
+from rlmine.store._rows import Row, TraceRows, run_from_row, run_row, trace_rows
+from rlmine.store._writes import delete_runs, existing_run_ids, insert_tables, merge_rows, upsert_rows
 from rlmine.trace import Run, Trace
 
 _fast_loads: Callable[[bytes], Any]

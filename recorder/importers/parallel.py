@@ -55,8 +55,8 @@ from recorder.importers.runner import Reporter, SerialLoop
 from recorder.importers.sources import SourceError
 from rlmine.errors import UserError
 from rlmine.store import Store
-from rlmine.store.rows import TraceRows, to_arrow
-from rlmine.store.writes import TABLE_ORDER, merge_rows
+from rlmine.store._rows import TraceRows, to_arrow
+from rlmine.store._writes import TABLE_ORDER, merge_rows
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Import rlms (``pip install rlms``, alexzhang13/rlm) ``RLMLogger`` logs.
 
 :mod:`recorder.importers.rlms_log` reads a log into compacted run logs; this
-module maps each straight to table rows (what :func:`~rlmine.store.rows.trace_rows`
+module maps each straight to table rows (what :func:`~rlmine.store._rows.trace_rows`
 makes of a :class:`~rlmine.trace.Trace`, built without the trace values: the
 import is throughput-bound and the values would only be converted again).
 
@@ -49,7 +49,7 @@ from recorder.importers.rlms_log import (
     reasoning_of,
 )
 from recorder.importers.sources import LineReader, SourceError
-from rlmine.store.rows import SCHEMAS, Row, TraceRows, dumps, prompt_columns
+from rlmine.store._rows import SCHEMAS, Row, TraceRows, dumps, prompt_columns
 
 VERSION = "rlms-import/1"
 _SECRET_KEY = re.compile(r"api[_-]?key|secret|password|token|authorization|credential", re.IGNORECASE)

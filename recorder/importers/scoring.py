@@ -21,10 +21,10 @@ from typing import Any
 from recorder.checkers import Checker, checker_name, get_checker
 from rlmine.errors import NotFoundError, UserError
 from rlmine.store import Store
-from rlmine.store.catalog import find_task_id, upsert_task
-from rlmine.store.interchange import iter_traces, read_instances, read_task
-from rlmine.store.rows import run_row
-from rlmine.store.writes import upsert_rows
+from rlmine.store._catalog import find_task_id, upsert_task
+from rlmine.store._interchange import iter_traces, read_instances, read_task
+from rlmine.store._rows import run_row
+from rlmine.store._writes import upsert_rows
 from rlmine.trace import Run
 
 DEFAULT_CHECKER = "exact"

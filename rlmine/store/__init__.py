@@ -1,8 +1,8 @@
 """The trace store: the only code that writes SQL against the rlmine database.
 
 Open with :meth:`Store.open`; read with :meth:`Store.reader`, write with
-:meth:`Store.writer` (both short-held: see :mod:`rlmine.store.connection`).
-Recording goes through :class:`~rlmine.store.spool.SpoolWriter` so that each
+:meth:`Store.writer` (both short-held: see :mod:`rlmine.store._connection`).
+Recording goes through :class:`~rlmine.store._spool.SpoolWriter` so that each
 finished iteration is durable at once while the file stays open to readers.
 """
 
@@ -19,7 +19,7 @@ import duckdb
 from rlmine import __version__
 from rlmine.config import DEFAULT_DB
 from rlmine.errors import SchemaTooNewError, StoreError
-from rlmine.store.agents import (
+from rlmine.store._agents import (
     AgentRecord,
     CandidateRecord,
     EvalRow,
@@ -34,7 +34,7 @@ from rlmine.store.agents import (
     save_build,
     save_eval,
 )
-from rlmine.store.cells import (
+from rlmine.store._cells import (
     ReplCell,
     RunSummary,
     get_run_summary,
@@ -47,10 +47,10 @@ from rlmine.store.cells import (
     task_names,
     task_row,
 )
-from rlmine.store.claims import claim_slots, release_claims
-from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error, write_lock
-from rlmine.store.migrations import LATEST_VERSION, apply_migrations, current_version, foreign_tables
-from rlmine.store.mining import (
+from rlmine.store._claims import claim_slots, release_claims
+from rlmine.store._connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error, write_lock
+from rlmine.store._migrations import LATEST_VERSION, apply_migrations, current_version, foreign_tables
+from rlmine.store._mining import (
     cached_embeddings,
     code_cells,
     directly_follows,
@@ -69,7 +69,7 @@ from rlmine.store.mining import (
     task_id_for,
     top_patterns,
 )
-from rlmine.store.writes import save_traces
+from rlmine.store._writes import save_traces
 from rlmine.trace import Trace
 
 __all__ = [
@@ -185,7 +185,7 @@ class Store:
             _check_file(p)
         store._ensure_schema(read_only)
         if recover and not read_only:
-            from rlmine.store.spool import recover_spools
+            from rlmine.store._spool import recover_spools
 
             recover_spools(store)
         return store
@@ -272,7 +272,7 @@ class Store:
 
     def info(self) -> dict[str, Any]:
         """Path, schema version, row counts and size on disk."""
-        from rlmine.store.queries import table_counts
+        from rlmine.store._queries import table_counts
 
         with self.reader() as con:
             counts = table_counts(con)

@@ -21,8 +21,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from rlmine.store.prompt_texts import delete_calls, insert_calls
-from rlmine.store.rows import SCHEMAS, Row, to_arrow, trace_rows
+from rlmine.store._prompt_texts import delete_calls, insert_calls
+from rlmine.store._rows import SCHEMAS, Row, to_arrow, trace_rows
 from rlmine.trace import Trace
 
 KEYS: dict[str, tuple[str, ...]] = {
@@ -85,7 +85,7 @@ def upsert_rows(
 def insert_tables(
     con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table], *, replace: bool = False
 ) -> dict[str, int]:
-    """Insert Arrow tables (columns as in :data:`~rlmine.store.rows.SCHEMAS`), one row per key.
+    """Insert Arrow tables (columns as in :data:`~rlmine.store._rows.SCHEMAS`), one row per key.
 
     Unlike :func:`upsert_rows` nothing is deduplicated: with ``replace=True``
     existing rows with the same key are replaced, but a key twice in ``tables``

@@ -28,8 +28,8 @@ from typing import IO, TYPE_CHECKING, Any
 import pyarrow as pa
 
 from rlmine.ids import new_id
-from rlmine.store.rows import SCHEMAS, Row
-from rlmine.store.writes import upsert_rows
+from rlmine.store._rows import SCHEMAS, Row
+from rlmine.store._writes import upsert_rows
 
 if TYPE_CHECKING:
     from rlmine.store import Store

@@ -19,8 +19,8 @@ from typing import Any
 
 import duckdb
 
-from rlmine.store.owners import owner_alive
-from rlmine.store.writes import delete_runs, upsert_rows
+from rlmine.store._owners import owner_alive
+from rlmine.store._writes import delete_runs, upsert_rows
 from rlmine.trace import TERMINAL_STATUSES
 
 

@@ -36,8 +36,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from rlmine.store.export import prepare_out_dir
-from rlmine.store.rows import (
+from rlmine.store._export import prepare_out_dir
+from rlmine.store._rows import (
     JSON_COLUMNS,
     SCHEMAS,
     block_from_row,
