@@ -21,13 +21,14 @@ import duckdb
 import pytest
 from fixtures.make_fixtures import outputs, rlms_final_style
 
-import recorder.importers.held_writer as held_writer
 import recorder.importers.parallel as parallel
+import rlmine.store._held_writer as held_writer
 from recorder.importers import ImportOptions, import_files
-from recorder.importers.base import default_save, loads_line, replace_tables
+from recorder.importers.base import default_save, loads_line
 from recorder.importers.rlms import RlmsImporter
 from recorder.importers.sources import discover
 from rlmine.store import Store
+from rlmine.store._replacing import replace_run_tables
 from rlmine.store._rows import (
     SCHEMAS,
     Row,
@@ -128,9 +129,9 @@ def test_a_failed_group_write_is_retried_file_by_file(
         group_writes.append(tables["runs"].num_rows)
         if len(group_writes) == 2:  # the second group fails: the first, in the same transaction, goes too
             raise duckdb.ConstraintException("Duplicate key (simulated)")
-        replace_tables(con, tables, upsert=upsert)
+        replace_run_tables(con, tables, upsert=upsert)
 
-    monkeypatch.setattr(held_writer, "replace_tables", flaky)
+    monkeypatch.setattr(held_writer, "replace_run_tables", flaky)
     pooled = Store.open(tmp_path / "pooled.duckdb", create=True)
     report = import_files(pooled, "rlms", [logs], ImportOptions(workers=2, chunk_runs=16))
     assert len(group_writes) >= 2 and report.failed == [] and report.runs == 40
@@ -154,7 +155,7 @@ def test_a_group_that_cannot_be_stored_reports_only_its_culprit(
     def always_fail(con: duckdb.DuckDBPyConnection, tables: Any, *, upsert: bool) -> None:
         raise duckdb.IOException("disk full (simulated)")
 
-    monkeypatch.setattr(held_writer, "replace_tables", always_fail)  # every pooled group fails...
+    monkeypatch.setattr(held_writer, "replace_run_tables", always_fail)  # every pooled group fails...
     monkeypatch.setattr(RlmsImporter, "save", staticmethod(refuse_one))  # ...and, re-read, one file
     store = Store.open(tmp_path / "t.duckdb", create=True)
     report = import_files(store, "rlms", [logs], ImportOptions(workers=2, chunk_runs=16))
@@ -257,7 +258,7 @@ def test_the_write_transaction_is_committed_when_held_long_enough(
     commits: list[int] = []
     commit = held_writer.HeldWriter.commit
 
-    def counted(self: held_writer.HeldWriter) -> Any:
+    def counted(self: held_writer.HeldWriter[Any]) -> Any:
         if self.files:
             commits.append(len(self.files))
         return commit(self)
@@ -277,11 +278,11 @@ def test_an_interrupted_import_keeps_what_was_committed_and_nothing_half_written
     inserts: list[int] = []
     insert = held_writer.HeldWriter.insert
 
-    def interrupted(self: held_writer.HeldWriter, tables: Any, files: Any) -> None:
+    def interrupted(self: held_writer.HeldWriter[Any], tables: Any, files: Any, run_ids: Any) -> None:
         inserts.append(len(files))
         if len(inserts) == 3:
             raise KeyboardInterrupt  # Ctrl-C while the third group is written
-        insert(self, tables, files)
+        insert(self, tables, files, run_ids)
 
     monkeypatch.setattr(held_writer.HeldWriter, "insert", interrupted)
     monkeypatch.setattr(held_writer, "DEFAULT_HOLD_S", 0.0)  # each group committed on its own

@@ -36,12 +36,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from recorder.importers.base import ImportItem, ImportOptions, default_save, derive_id, loads_line
 from recorder.importers.rlms_log import context_from_payload, text_of
 from recorder.importers.sniff import found, hint_for
 from recorder.importers.sources import LineReader, SourceError, read_whole
+from rlmine.store import Connection
 from rlmine.trace import ContextRef, Iteration, LLMCall, Run, Trace
 
 VERSION = "dspy-import/1"
@@ -320,7 +319,7 @@ class DspyImporter:
                 hint=hint_for(record, "dspy"),
             ) from exc
 
-    def save(self, con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None:
+    def save(self, con: Connection, items: Sequence[ImportItem]) -> None:
         default_save(con, items)
 
 

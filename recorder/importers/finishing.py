@@ -61,8 +61,7 @@ def make_finalizer(store: Store, opts: ImportOptions) -> RunFinalizer | None:
     spec_json: str | None = None
     if opts.task:
         from recorder.importers.scoring import parse_checker, task_checker
-        from rlmine.store._catalog import upsert_task
-        from rlmine.store._interchange import read_task
+        from rlmine.store import read_task, upsert_task
 
         if opts.checker:
             parse_checker(opts.checker)  # a bad checker fails before anything is written

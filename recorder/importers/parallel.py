@@ -7,7 +7,7 @@ streams to a file in shared memory that the main process maps and unlinks
 pipe; building them is the workers' job, not the writer's). The main process groups batches into groups
 of about ``chunk_runs`` runs and inserts them as they are, with a plain
 ``INSERT`` (the re-imported runs are deleted first), several groups to one
-write transaction held for a bounded time (:mod:`~recorder.importers.held_writer`).
+write transaction held for a bounded time (:class:`rlmine.store.HeldWriter`).
 A write that fails aborts that transaction; its files are imported again from
 their sources on the serial path, which isolates the culprit. Enough batches
 stay submitted to keep the workers busy while this process writes, and no
@@ -37,7 +37,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from recorder.importers.base import (
@@ -47,20 +46,22 @@ from recorder.importers.base import (
     ImportOptions,
     finalized,
     first_line,
-    replace_tables,
     shape_error,
 )
-from recorder.importers.held_writer import HeldWriter
-from recorder.importers.runner import Reporter, SerialLoop
+from recorder.importers.serial import WRITE_ERRORS, Reporter, SerialLoop
 from recorder.importers.sources import SourceError
-from rlmine.errors import UserError
-from rlmine.store import Store
-from rlmine.store._rows import TraceRows, to_arrow
-from rlmine.store._writes import TABLE_ORDER, merge_rows
+from rlmine.store import (
+    TABLE_ORDER,
+    HeldWriter,
+    Store,
+    TraceRows,
+    limit_threads,
+    merge_rows,
+    replace_run_tables,
+    to_arrow,
+)
 
 log = logging.getLogger(__name__)
-
-WRITE_ERRORS = (duckdb.Error, pa.ArrowException, UserError)
 
 MIN_FILES = 32  # below this, starting workers costs more than it saves
 SMALL_FILE_BYTES = 32 << 20  # bigger files stream on the serial path
@@ -222,7 +223,7 @@ class _Groups:
     """
 
     def __init__(
-        self, writer: HeldWriter, chunk: int, reporter: Reporter, retry: Callable[[list[str]], None]
+        self, writer: HeldWriter[Parsed], chunk: int, reporter: Reporter, retry: Callable[[list[str]], None]
     ) -> None:
         self.writer, self.chunk, self.reporter, self.retry = writer, chunk, reporter, retry
         self.pending: list[ParsedBatch] = []
@@ -269,7 +270,7 @@ class _Groups:
                 if (parts := [b.tables[t] for b in group if t in b.tables])
             }
             try:
-                self.writer.insert(tables, files)
+                self.writer.insert(tables, files, (rid for p in files for rid in p.run_ids))
             except WRITE_ERRORS as exc:
                 self._redo("group write", exc)
 
@@ -298,8 +299,8 @@ class _Groups:
     def _write_one(self, batch: ParsedBatch, parsed: Parsed) -> None:
         try:
             with self.writer.store.writer() as con:
-                con.execute(f"SET threads = {self.writer.db_threads}")
-                replace_tables(con, batch.rows_of(parsed), upsert=True)
+                limit_threads(con, self.writer.db_threads)
+                replace_run_tables(con, batch.rows_of(parsed), upsert=True)
         except WRITE_ERRORS as exc:
             self.reporter.done(parsed.path, [], f"{parsed.path}: cannot store it ({first_line(exc)})")
             return

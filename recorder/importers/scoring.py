@@ -20,11 +20,7 @@ from typing import Any
 
 from recorder.checkers import Checker, checker_name, get_checker
 from rlmine.errors import NotFoundError, UserError
-from rlmine.store import Store
-from rlmine.store._catalog import find_task_id, upsert_task
-from rlmine.store._interchange import iter_traces, read_instances, read_task
-from rlmine.store._rows import run_row
-from rlmine.store._writes import upsert_rows
+from rlmine.store import Store, find_task_id, iter_traces, read_instances, read_task, save_runs, upsert_task
 from rlmine.trace import Run
 
 DEFAULT_CHECKER = "exact"
@@ -139,7 +135,7 @@ def rescore_task(store: Store, task: str, *, checker: str | None = None) -> Scor
     with store.writer() as con:
         if override is not None and task_obj is not None:
             upsert_task(con, name=task_obj["name"], checker=checker.strip() if checker else None)
-        upsert_rows(con, {"runs": [run_row(r) for r in scored]})
+        save_runs(con, scored)
     n_scored = sum(1 for r in scored if r.score is not None)
     return ScoreReport(
         task=task_obj["name"] if task_obj else task,

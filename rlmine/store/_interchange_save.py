@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from rlmine.store import catalog as catalog_api
+from rlmine.store import _catalog as catalog_api
 from rlmine.store._interchange import Catalog
 from rlmine.store._rows import (
     dumps,
