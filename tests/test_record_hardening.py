@@ -24,13 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "scripts"))
 
 from recorder_fakes import counting_root, write_task
 
-from dashboard.queries import RUNS_CTE, fetch_df
 from recorder.lm.base import LM, Message
 from recorder.lm.registry import make_lm
 from recorder.lm.scripted import FunctionLM
 from recorder.lm.server import FaultConfig, SimServer
 from rlmine.cli.render import model_label
 from rlmine.store import Store
+from rlmine.store._dashboard_queries import RUNS_CTE, fetch_df
 
 ROOT = Path(__file__).resolve().parents[1]
 

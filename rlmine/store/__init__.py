@@ -56,6 +56,14 @@ from rlmine.store._cells import (
 )
 from rlmine.store._claims import claim_slots, release_claims
 from rlmine.store._connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error, write_lock
+from rlmine.store._dashboard_pages import PageData, PageState, load_page
+from rlmine.store._dashboard_queries import (
+    CORRECT_CHOICES,
+    ERROR_CHOICES,
+    RUN_SORT_COLUMNS,
+    VERDICT_LABELS,
+    RunFilter,
+)
 from rlmine.store._export import export_parquet
 from rlmine.store._held_writer import HeldWriter
 from rlmine.store._interchange import (
@@ -120,10 +128,14 @@ Connection = duckdb.DuckDBPyConnection  # what reader()/writer() yield: pass it 
 DatabaseError = duckdb.Error  # what a failed query raises (the face's callers never import duckdb)
 
 __all__ = [
+    "CORRECT_CHOICES",
+    "ERROR_CHOICES",
     "LATEST_VERSION",
+    "RUN_SORT_COLUMNS",
     "SCHEMAS",
     "STATUS_FILTERS",
     "TABLE_ORDER",
+    "VERDICT_LABELS",
     "AgentRecord",
     "CandidateRecord",
     "Catalog",
@@ -132,9 +144,12 @@ __all__ = [
     "EvalRow",
     "HeldWriter",
     "InstanceRow",
+    "PageData",
+    "PageState",
     "RecordError",
     "ReplCell",
     "Row",
+    "RunFilter",
     "RunRecorder",
     "RunSummary",
     "SlotRun",
@@ -171,6 +186,7 @@ __all__ = [
     "list_minings",
     "list_runs",
     "list_tactics",
+    "load_page",
     "merge_rows",
     "next_tactic_number",
     "owner_alive",

@@ -1,6 +1,6 @@
 """Queries for reading single runs: the run viewer and the side-by-side comparison.
 
-Same contract as :mod:`dashboard.queries` (pure, a connection in, DataFrames
+Same contract as :mod:`rlmine.store._dashboard_queries` (pure, a connection in, DataFrames
 out, SQL in DuckDB). A run that does not exist yields empty frames, never an
 exception, so a page can say so in plain words.
 
@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from dashboard.queries import fetch_df, runs_cte
+from rlmine.store._dashboard_queries import fetch_df, runs_cte
 
 # Compare view clips outputs: it is for lining runs up, the viewer shows them whole.
 COMPARE_OUTPUT_CHARS = 2000

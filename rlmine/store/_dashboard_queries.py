@@ -1,10 +1,10 @@
 """The dashboard's read queries: pure functions from a DuckDB connection to DataFrames.
 
-Every number the dashboard shows is computed here, in SQL, so page code only
-lays results out (no pandas loops) and each function is unit-tested on a small
-fixture database. Functions take an open read-only connection (see
-:mod:`dashboard.data`), so a page runs all its queries under one short-held
-connection.
+Every number the dashboard shows is computed here, in SQL (the store owns all of
+rlmine's SQL), so page code only lays results out (no pandas loops) and each
+function is unit-tested on a small fixture database. Functions take an open
+read-only connection (see :mod:`rlmine.store._dashboard_pages`), so a page runs
+all its queries under one short-held connection.
 
 Conventions shared by all queries:
 
