@@ -114,7 +114,7 @@ def test_a_v3_database_holding_calls_migrates_to_shared_texts(tmp_path: Path) ->
             rows.setdefault(table, []).extend(part)
     for table in ("runs", "iterations", "llm_calls"):  # the v3 writer: straight into the tables
         con.register("staged", to_arrow(table, rows[table]))
-        con.execute(f"INSERT INTO {table} SELECT * FROM staged")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM staged")
         con.unregister("staged")
     before = _calls(con)
     con.close()

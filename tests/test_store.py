@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import socket
 import time
@@ -30,9 +31,19 @@ from rlmine.store._queries import (
     table_counts,
 )
 from rlmine.store._rows import SCHEMAS, trace_rows
+from rlmine.store._schema import JSON_COLUMNS
 from rlmine.store._spool import SpoolWriter, read_spool_file, recover_spools, spool_dir
 from rlmine.store._writes import KEYS, delete_runs, save_traces, upsert_rows
-from rlmine.trace import MAX_STORED_PROMPT_CHARS, ContextRef, Iteration, LLMCall, Run, StepLabel, Trace
+from rlmine.trace import (
+    MAX_STORED_PROMPT_CHARS,
+    CodeBlock,
+    ContextRef,
+    Iteration,
+    LLMCall,
+    Run,
+    StepLabel,
+    Trace,
+)
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456)
 DEAD_OWNER = f"{socket.gethostname()}:999999:1"  # pid above pid_max: never alive
@@ -178,17 +189,41 @@ def store(tmp_path: Path) -> Store:
 # -- schema and round trips ------------------------------------------------------------
 
 
+_SQL_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamp[us]": "TIMESTAMP",
+    "JSON": "JSON",
+}
+
+
+def test_every_row_converter_writes_exactly_the_schema_columns() -> None:
+    """The Trace path (values → rows) names every column of :data:`SCHEMAS` and nothing else."""
+    base = rich_trace()
+    block = CodeBlock(run_id=base.run.id, iteration=0, index=0, code="print(1)", stdout="1\n")
+    first = dataclasses.replace(base.iterations[0], blocks=(block,))
+    rows = trace_rows(dataclasses.replace(base, iterations=(first, *base.iterations[1:])))
+    for table, schema in SCHEMAS.items():
+        assert rows[table], table  # the fixture fills every table
+        for row in rows[table]:
+            assert sorted(row) == sorted(schema.names), table
+
+
 def test_row_schemas_match_the_migrated_tables(store: Store) -> None:
     with store.reader() as con:
         for table, schema in SCHEMAS.items():
-            cols = [
-                r[0]
-                for r in con.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            cols = dict(
+                con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
                     [table],
                 ).fetchall()
-            ]
-            assert cols == schema.names, table
+            )
+            # Same names, and each column's SQL type is its field's (JSON columns hold JSON text).
+            assert sorted(cols) == sorted(schema.names), table
+            declared = {f.name: _SQL_TYPES["JSON" if f.name in JSON_COLUMNS else str(f.type)] for f in schema}
+            assert {c: t if t != "INTEGER" else "BIGINT" for c, t in cols.items()} == declared, table
             # llm_calls is a view (long prompts stored once); its key lives on the base table.
             base = "llm_call_rows" if table == "llm_calls" else table
             pk = con.execute(

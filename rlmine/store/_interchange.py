@@ -38,7 +38,6 @@ import pyarrow as pa
 
 from rlmine.store._export import prepare_out_dir
 from rlmine.store._rows import (
-    JSON_COLUMNS,
     SCHEMAS,
     block_from_row,
     call_from_row,
@@ -46,6 +45,7 @@ from rlmine.store._rows import (
     label_from_row,
     run_from_row,
 )
+from rlmine.store._schema import JSON_COLUMNS
 from rlmine.trace import CodeBlock, Iteration, LLMCall, Run, StepLabel, Trace
 
 FORMAT = "rlmine-trace"
