@@ -30,7 +30,6 @@ from recorder.importers.sources import discover
 from rlmine.store import Store
 from rlmine.store._replacing import replace_run_tables
 from rlmine.store._rows import (
-    SCHEMAS,
     Row,
     TraceRows,
     block_from_row,
@@ -40,6 +39,7 @@ from rlmine.store._rows import (
     to_arrow,
     trace_rows,
 )
+from rlmine.store._schema import SCHEMAS
 from rlmine.store._writes import insert_tables, upsert_rows
 from rlmine.trace import Trace
 

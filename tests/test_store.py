@@ -30,8 +30,8 @@ from rlmine.store._queries import (
     success_by_task,
     table_counts,
 )
-from rlmine.store._rows import SCHEMAS, trace_rows
-from rlmine.store._schema import JSON_COLUMNS
+from rlmine.store._rows import trace_rows
+from rlmine.store._schema import JSON_COLUMNS, SCHEMAS
 from rlmine.store._spool import SpoolWriter, read_spool_file, recover_spools, spool_dir
 from rlmine.store._writes import KEYS, delete_runs, save_traces, upsert_rows
 from rlmine.trace import (

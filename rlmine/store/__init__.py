@@ -111,7 +111,6 @@ from rlmine.store._queries import (
 from rlmine.store._recording import RunRecorder, SlotRun, batch_runs
 from rlmine.store._replacing import limit_threads, replace_run_tables, replace_runs
 from rlmine.store._rows import (
-    SCHEMAS,
     Row,
     TraceRows,
     dumps,
@@ -121,6 +120,7 @@ from rlmine.store._rows import (
     to_arrow,
     trace_rows,
 )
+from rlmine.store._schema import SCHEMAS
 from rlmine.store._writes import TABLE_ORDER, delete_runs, merge_rows, save_runs, save_traces
 from rlmine.trace import Trace
 

@@ -17,7 +17,7 @@ from contextlib import suppress
 
 import duckdb
 
-from rlmine.store._rows import SCHEMAS
+from rlmine.store._schema import SCHEMAS
 
 # Prompts of this many UTF-8 bytes or more go to prompt_texts. Migration 4 moved existing
 # rows with the same number written out (a released migration never changes); a later

@@ -22,7 +22,8 @@ import duckdb
 import pyarrow as pa
 
 from rlmine.store._prompt_texts import delete_calls, insert_calls
-from rlmine.store._rows import SCHEMAS, Row, run_row, to_arrow, trace_rows
+from rlmine.store._rows import Row, run_row, to_arrow, trace_rows
+from rlmine.store._schema import SCHEMAS
 from rlmine.trace import Run, Trace
 
 KEYS: dict[str, tuple[str, ...]] = {
