@@ -23,12 +23,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from recorder.engine import EngineOptions, answer_value, run_rlm
+from recorder.engine import EngineOptions, run_rlm
 from recorder.lm.base import LM
 from recorder.lm.registry import make_lm
 from recorder.tasks import InstanceSpec, TaskSpec, load_task
 from rlmine.errors import UserError
 from rlmine.ids import new_id
+from rlmine.scoring import score_run
 from rlmine.store import (
     InstanceRow,
     RunRecorder,
@@ -275,13 +276,11 @@ def _score(task: TaskSpec, inst: InstanceSpec, trace: Trace) -> Run:
     run = trace.run
     if run.status == "cancelled":
         return run
-    if run.final_answer is None:
-        return replace(run, score=0.0, correct=False)
     try:
-        result = task.make_checker().check(answer_value(trace), inst.expected)
+        checker = task.make_checker()
     except Exception as exc:  # a broken custom checker must not lose the run
         return replace(run, metadata={**run.metadata, "checker_error": f"{type(exc).__name__}: {exc}"})
-    return replace(run, score=float(result.score), correct=bool(result.correct))
+    return score_run(run, checker, inst.expected, task.checker_name)
 
 
 def _split_counts(spec: TaskSpec) -> str:

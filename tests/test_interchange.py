@@ -317,7 +317,7 @@ def test_cli_export_and_import_jsonl(exported: tuple[Store, Path, int], tmp_path
 
 
 def test_score_uses_the_instance_expected_answer_and_the_task_checker(tmp_path: Path) -> None:
-    from recorder.importers.scoring import rescore_task
+    from rlmine.scoring import rescore_task
 
     store = Store.open(tmp_path / "score.duckdb", create=True)
     with store.writer() as con:
