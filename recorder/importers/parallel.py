@@ -67,6 +67,7 @@ MIN_FILES = 32  # below this, starting workers costs more than it saves
 SMALL_FILE_BYTES = 32 << 20  # bigger files stream on the serial path
 BATCH_FILES = 32
 HELD_CHUNKS = 4  # groups of chunk_runs runs one write transaction holds at most
+USE_SPILL = True  # results through a file in shared memory (False: through the result pipe)
 
 Tables = dict[str, pa.Table]
 
@@ -368,11 +369,12 @@ def run(
     chunk = max(1, opts.chunk_runs)
     groups = _Groups(HeldWriter(store, db_threads, max_runs=HELD_CHUNKS * chunk), chunk, reporter, retry)
     context = start_fork_server()
-    spill = spill_folder()
+    spill = spill_folder() if USE_SPILL else None
     try:
         _run_pool(importer, files, opts, finalize, workers, context, spill, groups)
     finally:
-        shutil.rmtree(spill, ignore_errors=True)  # results a crash or Ctrl-C left unread
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)  # results a crash or Ctrl-C left unread
     groups.commit()
 
 
@@ -383,7 +385,7 @@ def _run_pool(
     finalize: Finalizer | None,
     workers: int,
     context: multiprocessing.context.BaseContext,
-    spill: str,
+    spill: str | None,
     groups: _Groups,
 ) -> None:
     batches = [[str(p) for p in files[i : i + BATCH_FILES]] for i in range(0, len(files), BATCH_FILES)]
