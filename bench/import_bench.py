@@ -29,7 +29,6 @@ import os
 import platform
 import random
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,20 +157,15 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def worker(
-    db: Path, paths: list[Path], chunk_runs: int, workers: int, heap: bool = False, spill: bool = True
-) -> dict[str, Any]:
+def worker(db: Path, paths: list[Path], chunk_runs: int, workers: int, heap: bool = False) -> dict[str, Any]:
     """Import ``paths`` into ``db``; report wall and CPU time (with parsing workers) and peak RSS.
 
     ``heap``: instead trace the Python heap's peak (tracemalloc, in-process parsing: slower, so a
     separate run), which isolates the importer's own memory from DuckDB's buffers and indexes.
     """
     sys.path.insert(0, str(ROOT))
-    import recorder.importers.parallel as parallel
     from recorder.importers import ImportOptions, import_files
     from rlmine.store import Store, table_counts
-
-    parallel.USE_SPILL = spill
 
     store = Store.open(db, create=True)
     if heap:
@@ -220,9 +214,7 @@ def _reap(timeout_s: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-def measure(
-    db: Path, paths: list[Path], chunk_runs: int, workers: int, heap: bool = False, spill: bool = True
-) -> dict[str, Any]:
+def measure(db: Path, paths: list[Path], chunk_runs: int, workers: int, heap: bool = False) -> dict[str, Any]:
     cmd = [
         sys.executable,
         __file__,
@@ -235,7 +227,6 @@ def measure(
         str(workers),
         *["--path=" + str(p) for p in paths],
         *(["--heap"] if heap else []),
-        *([] if spill else ["--no-spill"]),
     ]
     before = _cpu(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
@@ -245,41 +236,6 @@ def measure(
     result["cpu_seconds"] = _cpu(resource.RUSAGE_CHILDREN) - before
     result["any_process_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return result
-
-
-def compare_spill(size: int, args: argparse.Namespace) -> None:
-    """The same import with results through /dev/shm files and through the pipe, tries interleaved."""
-    samples: dict[str, list[dict[str, Any]]] = {"shm file": [], "pipe": []}
-    with tempfile.TemporaryDirectory(prefix="rlmine-import-bench-") as tmp:
-        root = Path(tmp)
-        generate(root / "logs", 0, size, args.iterations, args.context_chars)
-        os.sync()
-        for k in range(args.repeat):
-            for name in samples:
-                db = root / f"ab-{k}.duckdb"
-                samples[name].append(
-                    measure(db, [root / "logs"], args.chunk_runs, args.workers, spill=name == "shm file")
-                )
-                db.unlink()
-    out = {}
-    print(f"{'result path':<10} {'median runs/s':>13} {'median CPU s':>12}  runs/s of each try")
-    for name, rows in samples.items():
-        rates = sorted(r["runs"] / r["seconds"] for r in rows)
-        cpus = sorted(r["cpu_seconds"] for r in rows)
-        out[name] = {"runs_per_s": rates, "cpu_seconds": cpus}
-        print(
-            f"{name:<10} {rates[len(rates) // 2]:>13,.0f} {cpus[len(cpus) // 2]:>12.2f}  "
-            + ", ".join(f"{v:,.0f}" for v in rates)
-        )
-    shm, pipe = (statistics.median(out[n]["runs_per_s"]) for n in ("shm file", "pipe"))
-    print(f"{size:,} runs, {args.repeat} tries each: shm file / pipe = x{shm / pipe:.3f}")
-    RESULTS.with_name("import_spill_ab.json").write_text(
-        json.dumps(
-            {"bench": "import_spill_ab", "runs": size, "repeat": args.repeat, "results": out}, indent=2
-        )
-        + "\n",
-        encoding="utf-8",
-    )
 
 
 def main() -> None:
@@ -303,12 +259,6 @@ def main() -> None:
     parser.add_argument(
         "--no-heap", action="store_true", help="Skip the (slow, serial) Python heap measurement."
     )
-    parser.add_argument(
-        "--compare-spill",
-        action="store_true",
-        help="Only A/B the parsing workers' result path: shared-memory file vs result pipe, interleaved.",
-    )
-    parser.add_argument("--no-spill", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--heap", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
@@ -320,14 +270,7 @@ def main() -> None:
 
         args.chunk_runs = DEFAULT_CHUNK_RUNS
     if args.worker:
-        print(
-            json.dumps(
-                worker(args.db, args.path, args.chunk_runs, args.workers, args.heap, not args.no_spill)
-            )
-        )
-        return
-    if args.compare_spill:
-        compare_spill(max(args.runs), args)
+        print(json.dumps(worker(args.db, args.path, args.chunk_runs, args.workers, args.heap)))
         return
 
     sizes = sorted(args.runs)

@@ -302,39 +302,20 @@ def test_an_interrupted_import_keeps_what_was_committed_and_nothing_half_written
     assert stored == (len(reported),) and 0 < len(reported) < 40
 
 
-def test_worker_results_travel_through_a_file_that_is_gone_once_read(tmp_path: Path) -> None:
+def test_worker_results_travel_through_the_pipe_unchanged(tmp_path: Path) -> None:
+    """A parsed batch pickles to Arrow IPC streams (what a worker sends back) and reads back equal."""
     logs = _many_logs(tmp_path / "logs", 3)
-    spill = tmp_path / "spill"
-    spill.mkdir()
     paths = sorted(str(p) for p in logs.iterdir())
-    batch = parallel.parse_batch("rlms", paths, ImportOptions(), None, str(spill))
-    data = pickle.dumps(batch)  # what a worker sends back: the tables went to a file
-    assert len(list(spill.iterdir())) == 1 and len(data) < 4096
-    again = pickle.loads(data)
-    assert list(spill.iterdir()) == []
+    batch = parallel.parse_batch("rlms", paths, ImportOptions(), None)
+    again = pickle.loads(pickle.dumps(batch))
     assert again.files == batch.files and again.tables.keys() == batch.tables.keys()
     assert all(again.tables[t].equals(batch.tables[t]) for t in batch.tables)
 
 
-def test_the_spill_folder_is_removed_after_an_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pooled_import_stores_what_a_serial_one_does(tmp_path: Path) -> None:
     logs = _many_logs(tmp_path / "logs", 40)
-    spill = tmp_path / "spill"
-
-    def folder() -> str:
-        spill.mkdir()
-        return str(spill)
-
-    monkeypatch.setattr(parallel, "spill_folder", folder)
     serial = Store.open(tmp_path / "serial.duckdb", create=True)
     assert import_files(serial, "rlms", [logs], ImportOptions(workers=1)).runs == 40
     pooled = Store.open(tmp_path / "pooled.duckdb", create=True)
     assert import_files(pooled, "rlms", [logs], ImportOptions(workers=2, chunk_runs=8)).runs == 40
-    assert not spill.exists() and _stored(pooled) == _stored(serial)
-
-
-def test_a_full_spill_folder_falls_back_to_the_pipe(tmp_path: Path) -> None:
-    logs = _many_logs(tmp_path / "logs", 3)
-    paths = sorted(str(p) for p in logs.iterdir())
-    batch = parallel.parse_batch("rlms", paths, ImportOptions(), None, str(tmp_path / "missing"))
-    again = pickle.loads(pickle.dumps(batch))  # the folder cannot take the file: the tables ride along
-    assert all(again.tables[t].equals(batch.tables[t]) for t in batch.tables)
+    assert _stored(pooled) == _stored(serial)
