@@ -28,7 +28,15 @@ from recorder.lm.registry import make_lm
 from recorder.lm.server import SimServer
 from rlmine.errors import NotFoundError, UserError
 from rlmine.scoring import judge
-from rlmine.store import EvalRow, Store, get_agent, latest_agent_for_task, run_costs, save_eval
+from rlmine.store import (
+    EvalRow,
+    Store,
+    finished_batch_runs,
+    get_agent,
+    latest_agent_for_task,
+    run_costs,
+    save_eval,
+)
 
 
 @dataclass(frozen=True)
@@ -146,13 +154,10 @@ def run_eval(
     agent_id, agent_file, script = resolve_agent_script(store, task_id, agent)
     batch_id = _record_rlm(store, task, instances, opts)
     with store.reader() as con:
-        ids = [r[0] for r in con.execute(
-            "SELECT id FROM runs WHERE batch_id = ? AND status <> 'running' ORDER BY id", [batch_id]
-        ).fetchall()]  # fmt: skip
-        costs = run_costs(con, ids)
-        by_instance = dict(
-            con.execute("SELECT id, instance_id FROM runs WHERE batch_id = ?", [batch_id]).fetchall()
-        )
+        finished = finished_batch_runs(con, batch_id)
+        costs = run_costs(con, [rid for rid, _inst in finished])
+    ids = [rid for rid, _inst in finished]
+    by_instance = dict(finished)
     rows: list[EvalRow] = []
     repeats: dict[str, int] = {}
     for run_id in ids:

@@ -22,6 +22,7 @@ STORE = ROOT / "rlmine" / "store"
 
 EXPORTED = [
     "AgentRecord",
+    "BatchSummary",
     "CORRECT_CHOICES",
     "CandidateRecord",
     "Catalog",
@@ -49,6 +50,7 @@ EXPORTED = [
     "TraceRows",
     "VERDICT_LABELS",
     "batch_runs",
+    "batch_summary",
     "cached_embeddings",
     "catalog_from_record",
     "check_header",
@@ -64,6 +66,7 @@ EXPORTED = [
     "export_jsonl",
     "export_parquet",
     "find_task_id",
+    "finished_batch_runs",
     "get_agent",
     "get_run_summary",
     "get_tactic",

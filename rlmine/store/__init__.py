@@ -40,6 +40,7 @@ from rlmine.store._agents import (
     save_build,
     save_eval,
 )
+from rlmine.store._batches import BatchSummary, SlotRun, batch_runs, batch_summary, finished_batch_runs
 from rlmine.store._catalog import InstanceRow, find_task_id, upsert_batch, upsert_instances, upsert_task
 from rlmine.store._cells import (
     ReplCell,
@@ -108,7 +109,7 @@ from rlmine.store._queries import (
     stale_flags,
     table_counts,
 )
-from rlmine.store._recording import RunRecorder, SlotRun, batch_runs
+from rlmine.store._recording import RunRecorder
 from rlmine.store._replacing import limit_threads, replace_run_tables, replace_runs
 from rlmine.store._rows import (
     Row,
@@ -137,6 +138,7 @@ __all__ = [
     "TABLE_ORDER",
     "VERDICT_LABELS",
     "AgentRecord",
+    "BatchSummary",
     "CandidateRecord",
     "Catalog",
     "Connection",
@@ -156,6 +158,7 @@ __all__ = [
     "Store",
     "TraceRows",
     "batch_runs",
+    "batch_summary",
     "cached_embeddings",
     "catalog_from_record",
     "check_header",
@@ -171,6 +174,7 @@ __all__ = [
     "export_jsonl",
     "export_parquet",
     "find_task_id",
+    "finished_batch_runs",
     "get_agent",
     "get_run_summary",
     "get_tactic",

@@ -11,11 +11,8 @@ The recorder never names a table or a column.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
-
-import duckdb
 
 from rlmine.store._rows import call_row, iteration_rows, label_row, run_row, trace_rows
 from rlmine.store._spool import SpoolWriter
@@ -75,21 +72,3 @@ class RunRecorder:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-@dataclass(frozen=True, slots=True)
-class SlotRun:
-    """A run recorded under a batch slot: what resuming the batch decides from."""
-
-    run_id: str
-    slot_key: str | None
-    status: str
-    owner: str | None
-
-
-def batch_runs(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[SlotRun]:
-    """Every run of the batch with its slot, status and owner (any order)."""
-    rows = con.execute(
-        "SELECT id, slot_key, status, owner FROM runs WHERE batch_id = ?", [batch_id]
-    ).fetchall()
-    return [SlotRun(*row) for row in rows]
