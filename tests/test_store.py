@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from rlmine import trace as model
 from rlmine.errors import NotFoundError, StoreError
 from rlmine.ids import sha256_text
 from rlmine.store import Store
@@ -34,16 +35,7 @@ from rlmine.store._rows import trace_rows
 from rlmine.store._schema import JSON_COLUMNS, SCHEMAS
 from rlmine.store._spool import SpoolWriter, read_spool_file, recover_spools, spool_dir
 from rlmine.store._writes import KEYS, delete_runs, save_traces, upsert_rows
-from rlmine.trace import (
-    MAX_STORED_PROMPT_CHARS,
-    CodeBlock,
-    ContextRef,
-    Iteration,
-    LLMCall,
-    Run,
-    StepLabel,
-    Trace,
-)
+from rlmine.trace import MAX_STORED_PROMPT_CHARS, ContextRef, Iteration, LLMCall, Run, StepLabel, Trace
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456)
 DEAD_OWNER = f"{socket.gethostname()}:999999:1"  # pid above pid_max: never alive
@@ -202,7 +194,7 @@ _SQL_TYPES = {
 def test_every_row_converter_writes_exactly_the_schema_columns() -> None:
     """The Trace path (values → rows) names every column of :data:`SCHEMAS` and nothing else."""
     base = rich_trace()
-    block = CodeBlock(run_id=base.run.id, iteration=0, index=0, code="print(1)", stdout="1\n")
+    block = model.CodeBlock(run_id=base.run.id, iteration=0, index=0, code="print(1)", stdout="1\n")
     first = dataclasses.replace(base.iterations[0], blocks=(block,))
     rows = trace_rows(dataclasses.replace(base, iterations=(first, *base.iterations[1:])))
     for table, schema in SCHEMAS.items():

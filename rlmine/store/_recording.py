@@ -11,7 +11,6 @@ The recorder never names a table or a column.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from rlmine.store._rows import call_row, iteration_rows, label_row, run_row, trace_rows
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 class RunRecorder:
     """Durable, thread-safe recording of many runs into one store (one spool file per process).
 
-    Use as a context manager, or call :meth:`close`: it moves what is left into the database.
+    Call :meth:`close` when done (in a ``finally``): it moves what is left into the database.
     """
 
     def __init__(self, store: Store, *, flush_interval_s: float = 0.5) -> None:
@@ -64,11 +63,3 @@ class RunRecorder:
 
     def close(self) -> None:
         self._spool.close()
-
-    def __enter__(self) -> RunRecorder:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

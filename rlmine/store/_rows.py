@@ -98,11 +98,15 @@ _CALL_FIELDS = tuple(f.name for f in fields(LLMCall))
 _LABEL_FIELDS = tuple(f.name for f in fields(StepLabel))
 
 
-def iteration_row(it: Iteration) -> Row:
-    row = {name: getattr(it, name) for name in _ITERATION_FIELDS}
-    row["idx"] = row.pop("index")
-    row["metadata"] = dumps(it.metadata)
+def _indexed_row(value: Iteration | CodeBlock, names: tuple[str, ...]) -> Row:
+    row = {name: getattr(value, name) for name in names}
+    row["idx"] = row.pop("index")  # `index` is a SQL keyword: the column is `idx`
+    row["metadata"] = dumps(value.metadata)
     return row
+
+
+def iteration_row(it: Iteration) -> Row:
+    return _indexed_row(it, _ITERATION_FIELDS)
 
 
 def call_row(call: LLMCall) -> Row:
@@ -119,10 +123,7 @@ def label_row(label: StepLabel) -> Row:
 
 
 def block_row(block: CodeBlock) -> Row:
-    row = {name: getattr(block, name) for name in _BLOCK_FIELDS}
-    row["idx"] = row.pop("index")
-    row["metadata"] = dumps(block.metadata)
-    return row
+    return _indexed_row(block, _BLOCK_FIELDS)
 
 
 def iteration_rows(it: Iteration) -> TraceRows:
