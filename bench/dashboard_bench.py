@@ -41,12 +41,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import duckdb  # noqa: E402
 from dashboard_fixtures import running_dashboard, synthetic_traces  # noqa: E402
 
-from dashboard import data, mining_data  # noqa: E402
-from dashboard import queries as q  # noqa: E402
-from dashboard import run_queries as rq  # noqa: E402
 from rlmine.store import Store  # noqa: E402
-from rlmine.store.catalog import upsert_batch, upsert_task  # noqa: E402
-from rlmine.store.queries import resolve_run_id  # noqa: E402
+from rlmine.store import _dashboard_mining as mining_data  # noqa: E402
+from rlmine.store import _dashboard_pages as data  # noqa: E402
+from rlmine.store import _dashboard_queries as q  # noqa: E402
+from rlmine.store import _dashboard_runs as rq  # noqa: E402
+from rlmine.store._catalog import upsert_batch, upsert_task  # noqa: E402
+from rlmine.store._queries import resolve_run_id  # noqa: E402
 from rlmine.trace import CodeBlock, Iteration, Trace  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dashboard_bench.json"

@@ -165,8 +165,7 @@ def worker(db: Path, paths: list[Path], chunk_runs: int, workers: int, heap: boo
     """
     sys.path.insert(0, str(ROOT))
     from recorder.importers import ImportOptions, import_files
-    from rlmine.store import Store
-    from rlmine.store.queries import table_counts
+    from rlmine.store import Store, table_counts
 
     store = Store.open(db, create=True)
     if heap:

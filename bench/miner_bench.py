@@ -44,7 +44,7 @@ from miner.embed import SentenceEmbedder  # noqa: E402
 from recorder import RecordOptions, record  # noqa: E402
 from recorder.families import make_task  # noqa: E402
 from rlmine.store import Store  # noqa: E402
-from rlmine.store.catalog import upsert_task  # noqa: E402
+from rlmine.store._catalog import upsert_task  # noqa: E402
 from rlmine.trace import Iteration, Run, Trace  # noqa: E402
 
 WARM_GOAL_S = 60.0

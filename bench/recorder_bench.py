@@ -42,14 +42,13 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recorder.batch import RecordOptions, SpoolObserver, record
+from recorder.batch import RecordingObserver, RecordOptions, record
 from recorder.engine import EngineOptions, default_sandbox_factory, run_rlm
 from recorder.lm.base import LMResponse, Message
 from recorder.sandbox import SandboxConfig, SubprocessSandbox
 from recorder.sandbox.base import LLMHandler, Sandbox
 from recorder.tasks import Budget
-from rlmine.store import Store
-from rlmine.store.spool import SpoolWriter
+from rlmine.store import RunRecorder, Store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recorder_bench.json"
 
@@ -84,14 +83,18 @@ def loop_overhead(context: Path, iterations: int, directory: Path) -> dict[str, 
     """(a) and (c): gaps between root calls of one run, with the real sandbox and spool."""
     lm = SleepyLM(iterations, 0.0)
     store = Store.open(directory / f"loop-{context.stat().st_size}.duckdb", create=True)
-    spool = SpoolWriter(store)
+    recorder = RunRecorder(store)
     try:
         budget = Budget(max_iterations=iterations + 1, cell_timeout_s=60)
         trace = run_rlm(
-            "bench", context, lm=lm, options=EngineOptions(budget=budget), observer=SpoolObserver(spool)
+            "bench",
+            context,
+            lm=lm,
+            options=EngineOptions(budget=budget),
+            observer=RecordingObserver(recorder),
         )
     finally:
-        spool.close()
+        recorder.close()
     assert trace.run.status == "submitted", trace.run.error
     gaps = [nxt[0] - cur[1] for cur, nxt in zip(lm.spans, lm.spans[1:], strict=False)][1:]  # skip start-up
     return {

@@ -3,7 +3,7 @@
 1. Ingest: ``--iterations`` synthetic iterations (about 200 characters of
    reasoning, 300 of code, 1 KB of output, cut from a shuffled word pool so the
    text does not compress unrealistically well) spread over ``--runs`` runs of 20
-   tasks, written through :func:`rlmine.store.writes.upsert_rows` in batches of
+   tasks, written through :func:`rlmine.store._writes.upsert_rows` in batches of
    ``--batch`` iterations, one ``Store.writer()`` transaction per batch. Row
    building (dataclasses -> row dicts) and the insert are timed apart, in wall
    and CPU seconds (the machine may be shared: CPU time is the steadier number).
@@ -51,10 +51,10 @@ import duckdb  # noqa: E402
 
 from rlmine.ids import new_id  # noqa: E402
 from rlmine.store import Store  # noqa: E402
-from rlmine.store.catalog import upsert_batch, upsert_task  # noqa: E402
-from rlmine.store.queries import get_trace, list_runs, success_by_task, table_counts  # noqa: E402
-from rlmine.store.rows import Row, call_row, iteration_row, run_row  # noqa: E402
-from rlmine.store.writes import upsert_rows  # noqa: E402
+from rlmine.store._catalog import upsert_batch, upsert_task  # noqa: E402
+from rlmine.store._queries import get_trace, list_runs, success_by_task, table_counts  # noqa: E402
+from rlmine.store._rows import Row, call_row, iteration_row, run_row  # noqa: E402
+from rlmine.store._writes import upsert_rows  # noqa: E402
 from rlmine.trace import Iteration, LLMCall, Run  # noqa: E402
 
 INGEST_GOAL = 50_000  # iterations per second, insert only

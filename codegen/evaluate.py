@@ -27,7 +27,16 @@ from recorder.lm.pricing import bundled_prices
 from recorder.lm.registry import make_lm
 from recorder.lm.server import SimServer
 from rlmine.errors import NotFoundError, UserError
-from rlmine.store import EvalRow, Store, get_agent, latest_agent_for_task, run_costs, save_eval
+from rlmine.scoring import judge
+from rlmine.store import (
+    EvalRow,
+    Store,
+    finished_batch_runs,
+    get_agent,
+    latest_agent_for_task,
+    run_costs,
+    save_eval,
+)
 
 
 @dataclass(frozen=True)
@@ -145,13 +154,10 @@ def run_eval(
     agent_id, agent_file, script = resolve_agent_script(store, task_id, agent)
     batch_id = _record_rlm(store, task, instances, opts)
     with store.reader() as con:
-        ids = [r[0] for r in con.execute(
-            "SELECT id FROM runs WHERE batch_id = ? AND status <> 'running' ORDER BY id", [batch_id]
-        ).fetchall()]  # fmt: skip
-        costs = run_costs(con, ids)
-        by_instance = dict(
-            con.execute("SELECT id, instance_id FROM runs WHERE batch_id = ?", [batch_id]).fetchall()
-        )
+        finished = finished_batch_runs(con, batch_id)
+        costs = run_costs(con, [rid for rid, _inst in finished])
+    ids = [rid for rid, _inst in finished]
+    by_instance = dict(finished)
     rows: list[EvalRow] = []
     repeats: dict[str, int] = {}
     for run_id in ids:
@@ -228,15 +234,14 @@ def _agent_rows(
             for repeat in range(opts.runs_per_instance):
                 out = run_script_file(path, inst.context_path(task), inst.question_text(task), llm="live",
                                       api_base=api_base, model=model, timeout_s=opts.timeout_s)  # fmt: skip
-                correct = False
-                if out.error is None:
-                    try:
-                        correct = bool(checker.check(answer_value(out.answer), inst.expected).correct)
-                    except Exception:  # a malformed answer is a wrong one
-                        correct = False
+                verdict = (
+                    judge(answer_value(out.answer), inst.expected, checker) if out.error is None else None
+                )
+                correct = verdict is not None and verdict.right  # a checker that raises: a wrong answer
+                score = verdict.score if verdict is not None and verdict.score is not None else 0.0
                 cost = 0.0 if sub == "sim" else prices.cost(model or "", out.tokens_in, out.tokens_out)
                 rows.append(
-                    EvalRow("agent", inst.id, repeat, out.answer_text, correct, 1.0 if correct else 0.0,
+                    EvalRow("agent", inst.id, repeat, out.answer_text, correct, score,
                             out.llm_calls, out.tokens_in, out.tokens_out, cost, out.wall_s, None, out.error)
                 )  # fmt: skip
     return rows

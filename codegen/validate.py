@@ -23,6 +23,7 @@ from recorder.lm.base import LM
 from recorder.sandbox import SandboxConfig, SubprocessSandbox
 from recorder.sublm import SubCallHandler
 from rlmine.ids import new_id
+from rlmine.scoring import judge
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +131,10 @@ def _one_instance(
             error = outcome.error if not outcome.submitted else None
             correct = False
             if outcome.submitted and error is None:
-                try:
-                    correct = bool(checker.check(answer_value(outcome.answer), trial.expected).correct)
-                except Exception as exc:  # a malformed answer is a wrong answer, with its reason
-                    error = f"the checker refused the answer: {type(exc).__name__}: {exc}"
+                verdict = judge(answer_value(outcome.answer), trial.expected, checker)
+                correct = verdict is not None and verdict.right
+                if verdict is not None and verdict.error is not None:  # a wrong answer, with its reason
+                    error = f"the checker refused the answer: {verdict.error}"
             results.append(
                 TrialResult(
                     trial.instance_id,

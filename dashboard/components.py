@@ -13,7 +13,6 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Hashable, Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -182,7 +181,3 @@ SCROLL_LINES = 25
 
 def _height(text: str) -> int | Literal["content"]:
     return 480 if text.count("\n") > SCROLL_LINES else "content"
-
-
-def app_dir() -> Path:
-    return Path(__file__).resolve().parent

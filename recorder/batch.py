@@ -5,8 +5,9 @@ repeats. Each element is a *slot* with a stable key; a batch's name is derived
 from the task and the plan, so running the same command again resumes it:
 slots with a finished run are skipped, runs left ``running`` by a dead process
 (stale) or ``cancelled`` are deleted and run again. Every finished iteration
-goes to a :class:`~rlmine.store.spool.SpoolWriter` at once; a crash of one run
-is recorded as an ``error`` run and never stops the batch.
+goes to the store's :class:`~rlmine.store.RunRecorder` at once (durable on disk
+when it returns); a crash of one run is recorded as an ``error`` run and never
+stops the batch.
 """
 
 from __future__ import annotations
@@ -22,18 +23,27 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from recorder.engine import EngineOptions, answer_value, run_rlm
+from recorder.engine import EngineOptions, run_rlm
 from recorder.lm.base import LM
 from recorder.lm.registry import make_lm
 from recorder.tasks import InstanceSpec, TaskSpec, load_task
 from rlmine.errors import UserError
 from rlmine.ids import new_id
-from rlmine.store import Store, claim_slots, release_claims
-from rlmine.store.catalog import InstanceRow, upsert_batch, upsert_instances, upsert_task
-from rlmine.store.owners import current_owner, owner_alive
-from rlmine.store.rows import call_row, iteration_rows, label_row, run_row, trace_rows
-from rlmine.store.spool import SpoolWriter
-from rlmine.store.writes import delete_runs
+from rlmine.scoring import score_run
+from rlmine.store import (
+    InstanceRow,
+    RunRecorder,
+    Store,
+    batch_runs,
+    claim_slots,
+    current_owner,
+    delete_runs,
+    owner_alive,
+    release_claims,
+    upsert_batch,
+    upsert_instances,
+    upsert_task,
+)
 from rlmine.trace import TERMINAL_STATUSES, Iteration, LLMCall, Run, StepLabel, Trace
 
 log = logging.getLogger(__name__)
@@ -108,8 +118,7 @@ class BatchResult:
 def plan_slots(task: TaskSpec, opts: RecordOptions) -> list[Slot]:
     instances = task.instances_in(opts.split)
     if opts.instance_ids:
-        wanted = set(opts.instance_ids)
-        instances = [task.instance(i) for i in opts.instance_ids if i in wanted]
+        instances = [task.instance(i) for i in opts.instance_ids]
     slots = []
     for inst in instances:
         for model in opts.models:
@@ -137,29 +146,23 @@ def default_batch_name(task: TaskSpec, opts: RecordOptions) -> str:
     return f"{task.name}-{digest}"
 
 
-class SpoolObserver:
-    """Engine observer: every event goes to the spool as it happens."""
+class RecordingObserver:
+    """Engine observer: every event goes to the store's recorder as it happens."""
 
-    def __init__(self, spool: SpoolWriter) -> None:
-        self.spool = spool
+    def __init__(self, recorder: RunRecorder) -> None:
+        self.recorder = recorder
         self.run: Run | None = None
 
     def run_started(self, run: Run) -> None:
         self.run = run
-        self.spool.write({"runs": [run_row(run)]})
+        self.recorder.run(run)
 
     def iteration_finished(
         self, iteration: Iteration, calls: Sequence[LLMCall], labels: Sequence[StepLabel]
     ) -> None:
-        rows: dict[str, list[dict[str, Any]]] = {
-            **iteration_rows(iteration),  # the iteration and its code blocks
-            "llm_calls": [call_row(c) for c in calls],
-            "step_labels": [label_row(s) for s in labels],
-        }
         if self.run is not None:
             self.run = replace(self.run, n_iterations=iteration.index + 1)
-            rows["runs"] = [run_row(self.run)]
-        self.spool.write(rows)
+        self.recorder.iteration(iteration, calls, labels, run=self.run)
 
 
 def _prepare(
@@ -204,27 +207,25 @@ def _prepare(
                 "budget": opts.budget,
             },
         )
-        rows = con.execute(
-            "SELECT id, slot_key, status, owner FROM runs WHERE batch_id = ?", [batch_id]
-        ).fetchall()
         done: set[str] = set()
         retry: list[str] = []
-        for run_id, slot_key, status, owner in rows:
-            if status in TERMINAL_STATUSES:
-                if slot_key in done:
-                    retry.append(run_id)  # never keep two finished runs for one slot
-                done.add(slot_key)
-            elif status == "running" and owner_alive(owner):
-                done.add(slot_key)  # another live recorder is on it
+        for slot_run in batch_runs(con, batch_id):
+            key = slot_run.slot_key or ""
+            if slot_run.status in TERMINAL_STATUSES:
+                if key in done:
+                    retry.append(slot_run.run_id)  # never keep two finished runs for one slot
+                done.add(key)
+            elif slot_run.status == "running" and owner_alive(slot_run.owner):
+                done.add(key)  # another live recorder is on it
             else:
-                retry.append(run_id)
+                retry.append(slot_run.run_id)
         delete_runs(con, retry)
     return task_id, batch_id, done
 
 
 class SlotClaims:
     """Hands this recorder's threads their next slot, claiming slots in the database a few at
-    a time (:mod:`rlmine.store.claims`): a slot another recorder claimed first is skipped."""
+    a time (:mod:`rlmine.store._claims`): a slot another recorder claimed first is skipped."""
 
     def __init__(
         self,
@@ -248,9 +249,7 @@ class SlotClaims:
                 chunk = [self._pending.popleft() for _ in range(min(self._chunk, len(self._pending)))]
                 runs = {slot.key: (slot, self._make_run(slot)) for slot in chunk}
                 with self._store.writer() as con:
-                    won = set(
-                        claim_slots(con, self._batch_id, {k: run_row(r) for k, (_s, r) in runs.items()})
-                    )
+                    won = set(claim_slots(con, self._batch_id, {k: r for k, (_s, r) in runs.items()}))
                 self._claimed.extend(runs[key] for key in runs if key in won)
                 for slot in chunk:
                     if slot.key not in won:
@@ -277,13 +276,11 @@ def _score(task: TaskSpec, inst: InstanceSpec, trace: Trace) -> Run:
     run = trace.run
     if run.status == "cancelled":
         return run
-    if run.final_answer is None:
-        return replace(run, score=0.0, correct=False)
     try:
-        result = task.make_checker().check(answer_value(trace), inst.expected)
+        checker = task.make_checker()
     except Exception as exc:  # a broken custom checker must not lose the run
         return replace(run, metadata={**run.metadata, "checker_error": f"{type(exc).__name__}: {exc}"})
-    return replace(run, score=float(result.score), correct=bool(result.correct))
+    return score_run(run, checker, inst.expected, task.checker_name)
 
 
 def _split_counts(spec: TaskSpec) -> str:
@@ -341,7 +338,7 @@ def record(
     budget = spec.budget.merged(opts.budget)
     owner = current_owner()
     lock = threading.Lock()
-    spool = SpoolWriter(store, flush_interval_s=opts.flush_interval_s)
+    recorder = RunRecorder(store, flush_interval_s=opts.flush_interval_s)
 
     def make_run(slot: Slot) -> Run:
         inst = slot.instance
@@ -371,7 +368,7 @@ def record(
     def one(slot: Slot, template: Run) -> None:
         emit(BatchEvent("started", slot=slot))
         inst = slot.instance
-        observer = SpoolObserver(spool)
+        observer = RecordingObserver(recorder)
         try:
             template = replace(template, context=inst.context_ref(spec))
             trace = run_rlm(
@@ -398,9 +395,9 @@ def record(
                     correct=False,
                 )
             )
-            spool.write({"runs": [run_row(final.run)]})
+            recorder.run(final.run)
         else:
-            spool.write(trace_rows(final))
+            recorder.trace(final)
         with lock:
             result.runs.append(final.run)
         emit(BatchEvent("finished", slot=slot, run=final.run))
@@ -422,7 +419,7 @@ def record(
                 future.result()
     finally:
         claims.release_unstarted()
-        spool.close()
+        recorder.close()
         _close_lms(roots, subs)
     result.cancelled = cancel.is_set()
     result.elsewhere = len(claims.elsewhere)

@@ -30,8 +30,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from rlmine.store import Store
-from rlmine.store.catalog import upsert_batch, upsert_task
-from rlmine.store.writes import save_traces
+from rlmine.store._catalog import upsert_batch, upsert_task
+from rlmine.store._writes import save_traces
 from rlmine.trace import Iteration, LLMCall, Run, StepLabel, Trace
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rlmine.store import Store
-from rlmine.store.catalog import upsert_task
+from rlmine.store._catalog import upsert_task
 from rlmine.trace import Iteration, LLMCall, Run, StepLabel, Trace
 
 NAMES = ("lines", "rows", "entries", "raw", "items", "data")

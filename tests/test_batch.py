@@ -23,7 +23,7 @@ from recorder.lm.base import LMResponse, Message
 from recorder.lm.scripted import FunctionLM
 from recorder.tasks import load_task
 from rlmine.store import Store
-from rlmine.store.queries import get_trace
+from rlmine.store._queries import get_trace
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 

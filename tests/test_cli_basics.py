@@ -26,11 +26,11 @@ from typer.testing import CliRunner
 from rlmine import __version__
 from rlmine.cli import app
 from rlmine.store import Store
-from rlmine.store.catalog import upsert_task
-from rlmine.store.migrations import LATEST_VERSION
-from rlmine.store.owners import current_owner
-from rlmine.store.queries import TRACE_TABLES
-from rlmine.store.writes import save_traces
+from rlmine.store._catalog import upsert_task
+from rlmine.store._migrations import LATEST_VERSION
+from rlmine.store._owners import current_owner
+from rlmine.store._queries import TRACE_TABLES
+from rlmine.store._writes import save_traces
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH = 120

@@ -18,7 +18,7 @@ from recorder.lm.server import SimServer
 from recorder.tasks import load_task
 from rlmine.cli import app
 from rlmine.store import Store, get_agent, list_evals
-from rlmine.store.catalog import upsert_task
+from rlmine.store._catalog import upsert_task
 
 pytestmark = pytest.mark.slow
 

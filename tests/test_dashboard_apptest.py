@@ -245,7 +245,7 @@ def test_an_unexpected_failure_is_one_friendly_line(
     def boom(*_args: object) -> None:
         raise RuntimeError("kaboom\nsecond line")
 
-    monkeypatch.setattr("dashboard.queries.recent_batches", boom)
+    monkeypatch.setattr("rlmine.store._dashboard_queries.recent_batches", boom)
     at = open_page(components.OVERVIEW)
     assert len(at.error) == 1
     assert "could not be shown (RuntimeError: kaboom)" in at.error[0].value

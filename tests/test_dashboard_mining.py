@@ -84,7 +84,7 @@ def test_pages_on_a_database_from_before_the_miner_say_how_to_mine(
 ) -> None:
     import duckdb
 
-    from rlmine.store.migrations import apply_migrations
+    from rlmine.store._migrations import apply_migrations
 
     old = tmp_path / "v1.duckdb"
     con = duckdb.connect(str(old))

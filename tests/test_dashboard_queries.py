@@ -24,11 +24,11 @@ from dashboard_fixtures import (
 )
 
 from dashboard import data
-from dashboard import queries as q
-from dashboard import run_queries as rq
 from rlmine.errors import UserError
 from rlmine.store import Store
-from rlmine.store.migrations import LATEST_VERSION
+from rlmine.store import _dashboard_queries as q
+from rlmine.store import _dashboard_runs as rq
+from rlmine.store._migrations import LATEST_VERSION
 
 
 @pytest.fixture(scope="module")

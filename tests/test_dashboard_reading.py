@@ -25,9 +25,9 @@ from reading_fixtures import (
 from streamlit.testing.v1 import AppTest
 
 from dashboard import components
-from dashboard import queries as q
-from dashboard import run_queries as rq
 from rlmine.store import Store
+from rlmine.store import _dashboard_queries as q
+from rlmine.store import _dashboard_runs as rq
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 

@@ -30,7 +30,7 @@ from recorder.sandbox.scripted import ScriptedSandbox
 from recorder.tasks import Budget
 from rlmine.errors import UserError
 from rlmine.store import Store
-from rlmine.store.queries import get_trace, list_runs
+from rlmine.store._queries import get_trace, list_runs
 from rlmine.trace import Trace
 
 # These tests talk to a loopback OpenAI-compatible server (see tests/conftest.py).

@@ -19,7 +19,7 @@ from fixtures.make_fixtures import dspy_object, rlms_final_style
 from recorder.importers import ImportOptions, import_files
 from recorder.importers.base import ImportReport
 from rlmine.store import Store
-from rlmine.store.queries import table_counts
+from rlmine.store._queries import table_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = ROOT / "tests" / "fixtures" / "rlms" / "rlm_2025-01-10_09-00-00_a1b2c3d4.jsonl"

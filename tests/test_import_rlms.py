@@ -21,7 +21,7 @@ from recorder.importers import ImportOptions, import_files
 from rlmine.cli import app
 from rlmine.ids import sha256_text
 from rlmine.store import Store
-from rlmine.store.queries import table_counts
+from rlmine.store._queries import table_counts
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RLMS = FIXTURES / "rlms"

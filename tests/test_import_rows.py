@@ -21,15 +21,15 @@ import duckdb
 import pytest
 from fixtures.make_fixtures import outputs, rlms_final_style
 
-import recorder.importers.held_writer as held_writer
 import recorder.importers.parallel as parallel
+import rlmine.store._held_writer as held_writer
 from recorder.importers import ImportOptions, import_files
-from recorder.importers.base import default_save, loads_line, replace_tables
+from recorder.importers.base import default_save, loads_line
 from recorder.importers.rlms import RlmsImporter
 from recorder.importers.sources import discover
 from rlmine.store import Store
-from rlmine.store.rows import (
-    SCHEMAS,
+from rlmine.store._replacing import replace_run_tables
+from rlmine.store._rows import (
     Row,
     TraceRows,
     block_from_row,
@@ -39,7 +39,8 @@ from rlmine.store.rows import (
     to_arrow,
     trace_rows,
 )
-from rlmine.store.writes import insert_tables, upsert_rows
+from rlmine.store._schema import SCHEMAS
+from rlmine.store._writes import insert_tables, upsert_rows
 from rlmine.trace import Trace
 
 
@@ -128,9 +129,9 @@ def test_a_failed_group_write_is_retried_file_by_file(
         group_writes.append(tables["runs"].num_rows)
         if len(group_writes) == 2:  # the second group fails: the first, in the same transaction, goes too
             raise duckdb.ConstraintException("Duplicate key (simulated)")
-        replace_tables(con, tables, upsert=upsert)
+        replace_run_tables(con, tables, upsert=upsert)
 
-    monkeypatch.setattr(held_writer, "replace_tables", flaky)
+    monkeypatch.setattr(held_writer, "replace_run_tables", flaky)
     pooled = Store.open(tmp_path / "pooled.duckdb", create=True)
     report = import_files(pooled, "rlms", [logs], ImportOptions(workers=2, chunk_runs=16))
     assert len(group_writes) >= 2 and report.failed == [] and report.runs == 40
@@ -154,7 +155,7 @@ def test_a_group_that_cannot_be_stored_reports_only_its_culprit(
     def always_fail(con: duckdb.DuckDBPyConnection, tables: Any, *, upsert: bool) -> None:
         raise duckdb.IOException("disk full (simulated)")
 
-    monkeypatch.setattr(held_writer, "replace_tables", always_fail)  # every pooled group fails...
+    monkeypatch.setattr(held_writer, "replace_run_tables", always_fail)  # every pooled group fails...
     monkeypatch.setattr(RlmsImporter, "save", staticmethod(refuse_one))  # ...and, re-read, one file
     store = Store.open(tmp_path / "t.duckdb", create=True)
     report = import_files(store, "rlms", [logs], ImportOptions(workers=2, chunk_runs=16))
@@ -257,7 +258,7 @@ def test_the_write_transaction_is_committed_when_held_long_enough(
     commits: list[int] = []
     commit = held_writer.HeldWriter.commit
 
-    def counted(self: held_writer.HeldWriter) -> Any:
+    def counted(self: held_writer.HeldWriter[Any]) -> Any:
         if self.files:
             commits.append(len(self.files))
         return commit(self)
@@ -277,11 +278,11 @@ def test_an_interrupted_import_keeps_what_was_committed_and_nothing_half_written
     inserts: list[int] = []
     insert = held_writer.HeldWriter.insert
 
-    def interrupted(self: held_writer.HeldWriter, tables: Any, files: Any) -> None:
+    def interrupted(self: held_writer.HeldWriter[Any], tables: Any, files: Any, run_ids: Any) -> None:
         inserts.append(len(files))
         if len(inserts) == 3:
             raise KeyboardInterrupt  # Ctrl-C while the third group is written
-        insert(self, tables, files)
+        insert(self, tables, files, run_ids)
 
     monkeypatch.setattr(held_writer.HeldWriter, "insert", interrupted)
     monkeypatch.setattr(held_writer, "DEFAULT_HOLD_S", 0.0)  # each group committed on its own
@@ -301,39 +302,20 @@ def test_an_interrupted_import_keeps_what_was_committed_and_nothing_half_written
     assert stored == (len(reported),) and 0 < len(reported) < 40
 
 
-def test_worker_results_travel_through_a_file_that_is_gone_once_read(tmp_path: Path) -> None:
+def test_worker_results_travel_through_the_pipe_unchanged(tmp_path: Path) -> None:
+    """A parsed batch pickles to Arrow IPC streams (what a worker sends back) and reads back equal."""
     logs = _many_logs(tmp_path / "logs", 3)
-    spill = tmp_path / "spill"
-    spill.mkdir()
     paths = sorted(str(p) for p in logs.iterdir())
-    batch = parallel.parse_batch("rlms", paths, ImportOptions(), None, str(spill))
-    data = pickle.dumps(batch)  # what a worker sends back: the tables went to a file
-    assert len(list(spill.iterdir())) == 1 and len(data) < 4096
-    again = pickle.loads(data)
-    assert list(spill.iterdir()) == []
+    batch = parallel.parse_batch("rlms", paths, ImportOptions(), None)
+    again = pickle.loads(pickle.dumps(batch))
     assert again.files == batch.files and again.tables.keys() == batch.tables.keys()
     assert all(again.tables[t].equals(batch.tables[t]) for t in batch.tables)
 
 
-def test_the_spill_folder_is_removed_after_an_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pooled_import_stores_what_a_serial_one_does(tmp_path: Path) -> None:
     logs = _many_logs(tmp_path / "logs", 40)
-    spill = tmp_path / "spill"
-
-    def folder() -> str:
-        spill.mkdir()
-        return str(spill)
-
-    monkeypatch.setattr(parallel, "spill_folder", folder)
     serial = Store.open(tmp_path / "serial.duckdb", create=True)
     assert import_files(serial, "rlms", [logs], ImportOptions(workers=1)).runs == 40
     pooled = Store.open(tmp_path / "pooled.duckdb", create=True)
     assert import_files(pooled, "rlms", [logs], ImportOptions(workers=2, chunk_runs=8)).runs == 40
-    assert not spill.exists() and _stored(pooled) == _stored(serial)
-
-
-def test_a_full_spill_folder_falls_back_to_the_pipe(tmp_path: Path) -> None:
-    logs = _many_logs(tmp_path / "logs", 3)
-    paths = sorted(str(p) for p in logs.iterdir())
-    batch = parallel.parse_batch("rlms", paths, ImportOptions(), None, str(tmp_path / "missing"))
-    again = pickle.loads(pickle.dumps(batch))  # the folder cannot take the file: the tables ride along
-    assert all(again.tables[t].equals(batch.tables[t]) for t in batch.tables)
+    assert _stored(pooled) == _stored(serial)

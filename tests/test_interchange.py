@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from recorder.importers import ImportOptions, import_files
 from rlmine.cli import app
 from rlmine.store import Store
-from rlmine.store.catalog import InstanceRow, upsert_batch, upsert_instances, upsert_task
-from rlmine.store.interchange import RecordError, export_jsonl, record_from_trace, trace_from_record
-from rlmine.store.queries import TRACE_TABLES, get_trace, table_counts
+from rlmine.store._catalog import InstanceRow, upsert_batch, upsert_instances, upsert_task
+from rlmine.store._interchange import RecordError, export_jsonl, record_from_trace, trace_from_record
+from rlmine.store._queries import TRACE_TABLES, get_trace, table_counts
 from rlmine.trace import MAX_STORED_PROMPT_CHARS, ContextRef, Iteration, LLMCall, Run, StepLabel, Trace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,7 +317,7 @@ def test_cli_export_and_import_jsonl(exported: tuple[Store, Path, int], tmp_path
 
 
 def test_score_uses_the_instance_expected_answer_and_the_task_checker(tmp_path: Path) -> None:
-    from recorder.importers.scoring import rescore_task
+    from rlmine.scoring import rescore_task
 
     store = Store.open(tmp_path / "score.duckdb", create=True)
     with store.writer() as con:

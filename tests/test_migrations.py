@@ -10,9 +10,10 @@ import pytest
 
 import rlmine.store
 from rlmine.errors import SchemaTooNewError, StoreError
-from rlmine.store import Store, migrations
-from rlmine.store.migrations import LATEST_VERSION, MIGRATIONS, Migration, apply_migrations, current_version
-from rlmine.store.queries import TRACE_TABLES
+from rlmine.store import Store
+from rlmine.store import _migrations as migrations
+from rlmine.store._migrations import LATEST_VERSION, MIGRATIONS, Migration, apply_migrations, current_version
+from rlmine.store._queries import TRACE_TABLES
 from rlmine.store.schema_doc import UNDOCUMENTED, render_schema_markdown
 from rlmine.trace import Iteration, Run, Trace
 
@@ -128,7 +129,7 @@ def test_older_database_is_backed_up_then_migrated_in_place(
     con = duckdb.connect(str(db))
     apply_migrations(con, "0.0.1", upto=old_version)
     if old_version >= 1:
-        from rlmine.store.writes import save_traces
+        from rlmine.store._writes import save_traces
 
         save_traces(con, [_trace("R-old")])
     if old_version >= _NOTES:

@@ -13,7 +13,7 @@ from miner.normalize import normalize
 from miner.steps import split_code, split_lines
 from rlmine.errors import NotFoundError, UserError
 from rlmine.store import Store, run_steps, task_id_for
-from rlmine.store.catalog import upsert_task
+from rlmine.store._catalog import upsert_task
 
 EMB = "hashing"
 

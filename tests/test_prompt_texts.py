@@ -10,11 +10,11 @@ import pytest
 
 from rlmine.ids import sha256_text
 from rlmine.store import Store
-from rlmine.store.migrations import apply_migrations
-from rlmine.store.prompt_texts import MIN_SHARED_BYTES
-from rlmine.store.queries import get_trace
-from rlmine.store.rows import to_arrow, trace_rows
-from rlmine.store.writes import delete_runs, save_traces
+from rlmine.store._migrations import apply_migrations
+from rlmine.store._prompt_texts import MIN_SHARED_BYTES
+from rlmine.store._queries import get_trace
+from rlmine.store._rows import to_arrow, trace_rows
+from rlmine.store._writes import delete_runs, save_traces
 from rlmine.trace import Iteration, LLMCall, Run, Trace
 
 # A chunk of "context" that every run's sub-calls quote, as the simulator's do.
@@ -114,7 +114,7 @@ def test_a_v3_database_holding_calls_migrates_to_shared_texts(tmp_path: Path) ->
             rows.setdefault(table, []).extend(part)
     for table in ("runs", "iterations", "llm_calls"):  # the v3 writer: straight into the tables
         con.register("staged", to_arrow(table, rows[table]))
-        con.execute(f"INSERT INTO {table} SELECT * FROM staged")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM staged")
         con.unregister("staged")
     before = _calls(con)
     con.close()

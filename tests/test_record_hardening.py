@@ -21,13 +21,13 @@ import pytest
 from loopback import running_server
 from recorder_fakes import counting_root, write_task
 
-from dashboard.queries import RUNS_CTE, fetch_df
 from recorder.lm.base import LM, Message
 from recorder.lm.registry import make_lm
 from recorder.lm.scripted import FunctionLM
 from recorder.lm.server import FaultConfig, SimServer
 from rlmine.cli.render import model_label
 from rlmine.store import Store
+from rlmine.store._dashboard_queries import RUNS_CTE, fetch_df
 
 # These tests talk to a loopback OpenAI-compatible server (see tests/conftest.py).
 pytestmark = pytest.mark.loopback_models

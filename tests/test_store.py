@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import socket
 import time
@@ -12,14 +13,15 @@ from typing import Any
 import duckdb
 import pytest
 
+from rlmine import trace as model
 from rlmine.errors import NotFoundError, StoreError
 from rlmine.ids import sha256_text
 from rlmine.store import Store
-from rlmine.store.catalog import InstanceRow, find_task_id, upsert_batch, upsert_instances, upsert_task
-from rlmine.store.export import export_parquet
-from rlmine.store.migrations import LATEST_VERSION
-from rlmine.store.owners import current_owner
-from rlmine.store.queries import (
+from rlmine.store._catalog import InstanceRow, find_task_id, upsert_batch, upsert_instances, upsert_task
+from rlmine.store._export import export_parquet
+from rlmine.store._migrations import LATEST_VERSION
+from rlmine.store._owners import current_owner
+from rlmine.store._queries import (
     TRACE_TABLES,
     get_trace,
     iter_run_ids,
@@ -29,9 +31,10 @@ from rlmine.store.queries import (
     success_by_task,
     table_counts,
 )
-from rlmine.store.rows import SCHEMAS, trace_rows
-from rlmine.store.spool import SpoolWriter, read_spool_file, recover_spools, spool_dir
-from rlmine.store.writes import KEYS, delete_runs, save_traces, upsert_rows
+from rlmine.store._rows import trace_rows
+from rlmine.store._schema import JSON_COLUMNS, SCHEMAS
+from rlmine.store._spool import SpoolWriter, read_spool_file, recover_spools, spool_dir
+from rlmine.store._writes import KEYS, delete_runs, save_traces, upsert_rows
 from rlmine.trace import MAX_STORED_PROMPT_CHARS, ContextRef, Iteration, LLMCall, Run, StepLabel, Trace
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456)
@@ -178,17 +181,41 @@ def store(tmp_path: Path) -> Store:
 # -- schema and round trips ------------------------------------------------------------
 
 
+_SQL_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamp[us]": "TIMESTAMP",
+    "JSON": "JSON",
+}
+
+
+def test_every_row_converter_writes_exactly_the_schema_columns() -> None:
+    """The Trace path (values → rows) names every column of :data:`SCHEMAS` and nothing else."""
+    base = rich_trace()
+    block = model.CodeBlock(run_id=base.run.id, iteration=0, index=0, code="print(1)", stdout="1\n")
+    first = dataclasses.replace(base.iterations[0], blocks=(block,))
+    rows = trace_rows(dataclasses.replace(base, iterations=(first, *base.iterations[1:])))
+    for table, schema in SCHEMAS.items():
+        assert rows[table], table  # the fixture fills every table
+        for row in rows[table]:
+            assert sorted(row) == sorted(schema.names), table
+
+
 def test_row_schemas_match_the_migrated_tables(store: Store) -> None:
     with store.reader() as con:
         for table, schema in SCHEMAS.items():
-            cols = [
-                r[0]
-                for r in con.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            cols = dict(
+                con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
                     [table],
                 ).fetchall()
-            ]
-            assert cols == schema.names, table
+            )
+            # Same names, and each column's SQL type is its field's (JSON columns hold JSON text).
+            assert sorted(cols) == sorted(schema.names), table
+            declared = {f.name: _SQL_TYPES["JSON" if f.name in JSON_COLUMNS else str(f.type)] for f in schema}
+            assert {c: t if t != "INTEGER" else "BIGINT" for c, t in cols.items()} == declared, table
             # llm_calls is a view (long prompts stored once); its key lives on the base table.
             base = "llm_call_rows" if table == "llm_calls" else table
             pk = con.execute(

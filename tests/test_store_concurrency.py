@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from rlmine.store import Store
-from rlmine.store.queries import list_runs, table_counts
-from rlmine.store.spool import spool_dir
-from rlmine.store.writes import save_traces
+from rlmine.store._queries import list_runs, table_counts
+from rlmine.store._spool import spool_dir
+from rlmine.store._writes import save_traces
 from rlmine.trace import Iteration, Run, Trace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,9 +46,9 @@ def wait_for(path, limit=60.0):
 _WRITER = (
     _COMMON
     + f"""
-from rlmine.store.rows import trace_rows
-from rlmine.store.spool import SpoolWriter
-from rlmine.store.writes import save_traces
+from rlmine.store._rows import trace_rows
+from rlmine.store._spool import SpoolWriter
+from rlmine.store._writes import save_traces
 
 db, mode, ready, done = sys.argv[1:5]
 wait_for(ready)
@@ -102,9 +102,9 @@ Path(out).write_text(json.dumps(seen))
 _KILLED = (
     _COMMON
     + """
-from rlmine.store.owners import current_owner
-from rlmine.store.rows import iteration_row, run_row
-from rlmine.store.spool import SpoolWriter
+from rlmine.store._owners import current_owner
+from rlmine.store._rows import iteration_row, run_row
+from rlmine.store._spool import SpoolWriter
 
 store = Store.open(sys.argv[1], create=True)
 spool = SpoolWriter(store, flush_interval_s=0.02)

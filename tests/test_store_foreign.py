@@ -18,7 +18,7 @@ import pytest
 
 from rlmine.errors import StoreError
 from rlmine.store import Store
-from rlmine.store.migrations import LATEST_VERSION, apply_migrations
+from rlmine.store._migrations import LATEST_VERSION, apply_migrations
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,15 +9,32 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from dashboard import components as ui
 from dashboard import data
-from dashboard.agent_queries import eval_chart_frame
 
 PICK_KEY = "agents_pick"
 PERCENT = st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)
+
+
+def eval_chart_frame(summary: dict[str, object]) -> pd.DataFrame:
+    """One row per (measure, system) for the side-by-side bars."""
+    rows = []
+    for system in ("rlm", "agent"):
+        s = summary.get(system)
+        if not isinstance(s, dict):
+            continue
+        label = "RLM" if system == "rlm" else "agent"
+        rows += [
+            {"measure": "accuracy", "system": label, "value": s["accuracy"]},
+            {"measure": "LLM calls", "system": label, "value": s["llm_calls"]},
+            {"measure": "tokens", "system": label, "value": s["tokens_in"] + s["tokens_out"]},
+            {"measure": "wall median (s)", "system": label, "value": s["wall_median_s"]},
+        ]
+    return pd.DataFrame(rows)
 
 
 def _picker(page: data.PageData, current: str) -> None:

@@ -1,6 +1,6 @@
 """Runs: find the runs worth reading — filter, search, sort — and open them.
 
-Filtering, search and sorting happen in SQL (:func:`dashboard.queries.runs_table`):
+Filtering, search and sorting happen in SQL (:func:`rlmine.store`'s ``runs_table``):
 the search narrows the one table (each run then opens at its first matching
 iteration) instead of adding a second one. Filters, search and sort live in the
 URL (``runs?status=error&errors=code+errors&q=KeyError``), so a link or a reload
@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard import components as ui
 from dashboard import data
-from dashboard.queries import CORRECT_CHOICES, ERROR_CHOICES, RUN_SORT_COLUMNS, VERDICT_LABELS, RunFilter
+from rlmine.store import CORRECT_CHOICES, ERROR_CHOICES, RUN_SORT_COLUMNS, VERDICT_LABELS, RunFilter
 
 TABLE_COLUMNS = (
     "link",

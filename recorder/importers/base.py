@@ -1,35 +1,32 @@
 """What every importer shares: options, the importer protocol, ids, and replacing runs.
 
 An importer turns one source file into :class:`ImportItem` values (a
-:class:`~rlmine.trace.Trace`, or the same run already as table rows, plus
-catalogue rows for the JSONL format); it never touches the database.
-:mod:`recorder.importers.runner` does the writing.
+:class:`~rlmine.trace.Trace`, or the same run already as table rows named from
+the store's :data:`~rlmine.store.SCHEMAS`, plus catalogue rows for the JSONL
+format); it never touches the database. :mod:`recorder.importers.runner` drives
+the writing, through the store's face only.
 
 Identity: run ids derive from the source's content hash (:func:`derive_id`,
 ULID-shaped so they still sort by the run's start time when the source tells
 it), and storing a file's runs *replaces* whatever an earlier import stored
-under those ids, so importing the same file twice changes nothing. Replacing
-deletes the runs that exist, then inserts with a plain ``INSERT`` (every key is
-new by then), the fast path of :mod:`rlmine.store.writes`.
+under those ids (:func:`rlmine.store.replace_runs`), so importing the same file
+twice changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import duckdb
-import pyarrow as pa
 from ulid import ULID
 
 from recorder.importers.sources import SourceError
-from rlmine.store.rows import Row, TraceRows, run_from_row, run_row, trace_rows
-from rlmine.store.writes import delete_runs, existing_run_ids, insert_tables, merge_rows, upsert_rows
+from rlmine.store import Connection, TraceRows, merge_rows, replace_runs, run_from_row, run_row, trace_rows
 from rlmine.trace import Run, Trace
 
 _fast_loads: Callable[[bytes], Any]
@@ -118,7 +115,7 @@ class Importer(Protocol):
 
     def parse(self, path: Path, opts: ImportOptions) -> Iterator[ImportItem]: ...
 
-    def save(self, con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None: ...
+    def save(self, con: Connection, items: Sequence[ImportItem]) -> None: ...
 
 
 def loads_line(path: Path, number: int | None, raw: bytes) -> Any:
@@ -164,78 +161,9 @@ def derive_id(key: str, when: datetime | None = None) -> str:
     return str(ULID.from_bytes(ms.to_bytes(6, "big") + digest[:10]))
 
 
-_KEPT = "_rlmine_kept_scoring"
-
-
-def _delete_existing(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> bool:
-    """Delete the runs among ``run_ids`` that exist, keeping their scoring aside; any deleted?
-
-    Deleting first matters when a re-import yields fewer rows (a newer importer); only
-    runs that exist are deleted, so a first import pays no table scans.
-    """
-    existing = existing_run_ids(con, run_ids)
-    if not existing:
-        return False
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_KEPT} AS "
-        "SELECT id, task_id, instance_id, expected, score, correct, final_answer FROM runs "
-        "WHERE id IN (SELECT unnest(?::VARCHAR[])) AND (task_id IS NOT NULL OR expected IS NOT NULL "
-        "OR score IS NOT NULL OR correct IS NOT NULL)",
-        [existing],
-    )
-    delete_runs(con, existing)
-    return True
-
-
-def _restore_scoring(con: duckdb.DuckDBPyConnection) -> None:
-    """Give re-imported runs back what an earlier import added and the file does not carry.
-
-    A log knows nothing of ``--task``, the expected answer or the score: re-importing it
-    without ``--task`` must not throw them away. Only what the new rows leave empty is
-    filled, and a score only while the answer it judged is unchanged.
-    """
-    same = "runs.score IS NULL AND runs.correct IS NULL AND runs.final_answer IS NOT DISTINCT FROM k.final_answer"
-    con.execute(
-        f"UPDATE runs SET task_id = coalesce(runs.task_id, k.task_id), "
-        "instance_id = coalesce(runs.instance_id, k.instance_id), "
-        "expected = coalesce(runs.expected, k.expected), "
-        f"score = CASE WHEN {same} THEN k.score ELSE runs.score END, "
-        f"correct = CASE WHEN {same} THEN k.correct ELSE runs.correct END "
-        f"FROM {_KEPT} k WHERE runs.id = k.id"
-    )
-    con.execute(f"DROP TABLE {_KEPT}")
-
-
-def replace_rows(con: duckdb.DuckDBPyConnection, rows: Mapping[str, Sequence[Row]]) -> None:
-    """Store runs' rows, replacing whole any run a previous import stored under the same id.
-
-    Once the old runs are gone every key is new (call ids and iteration keys
-    derive from run ids), so a plain insert does, unless the same run comes
-    twice (one log imported twice in one go): then the last copy wins. The
-    scoring an earlier import gave a run survives (:func:`_restore_scoring`).
-    """
-    ids = [r["id"] for r in rows.get("runs", ())]
-    replaced = _delete_existing(con, ids)
-    upsert_rows(con, rows, replace=len(set(ids)) != len(ids))
-    if replaced:
-        _restore_scoring(con)
-
-
-def replace_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table], *, upsert: bool) -> None:
-    """Like :func:`replace_rows` for rows already in Arrow tables (from parsing workers); each run once.
-
-    ``upsert``: replace conflicting rows instead of failing on them (the slower,
-    forgiving retry of a write that failed).
-    """
-    runs = tables.get("runs")
-    replaced = runs is not None and _delete_existing(con, runs.column("id").to_pylist())
-    insert_tables(con, tables, replace=upsert)
-    if replaced:
-        _restore_scoring(con)
-
-
-def default_save(con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None:
-    replace_rows(con, merge_rows(i.table_rows() for i in items))
+def default_save(con: Connection, items: Sequence[ImportItem]) -> None:
+    """Store the items' runs, replacing whole any run an earlier import stored under the same id."""
+    replace_runs(con, merge_rows(i.table_rows() for i in items))
 
 
 # ---------------------------------------------------------------------------- reporting

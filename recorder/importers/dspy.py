@@ -36,12 +36,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from recorder.importers.base import ImportItem, ImportOptions, default_save, derive_id, loads_line
 from recorder.importers.rlms_log import context_from_payload, text_of
 from recorder.importers.sniff import found, hint_for
 from recorder.importers.sources import LineReader, SourceError, read_whole
+from rlmine.store import Connection
 from rlmine.trace import ContextRef, Iteration, LLMCall, Run, Trace
 
 VERSION = "dspy-import/1"
@@ -185,32 +184,13 @@ def trace_from_dspy(record: Any, *, key: str, source_hash: str, file: str, ordin
     run_id = derive_id(key)
     iterations = [_iteration(run_id, i, e, i == submit_at and not forced) for i, e in enumerate(entries)]
     note = {"text": "the reply is this iteration's reasoning and code"}
-    calls = [
-        LLMCall(
-            id=f"{run_id}.r{i}",
-            run_id=run_id,
-            iteration=i,
-            role="root",
-            model=model,
-            prompt=None,
-            response=None,
-            metadata=note,
-        )
-        for i in range(len(entries))
-    ]
+
+    def root_call(suffix: str, iteration: int | None, response: str | None, meta: dict[str, Any]) -> LLMCall:
+        return LLMCall(f"{run_id}.{suffix}", run_id, iteration, "root", model, None, response, metadata=meta)
+
+    calls = [root_call(f"r{i}", i, None, note) for i in range(len(entries))]
     if forced:
-        calls.append(
-            LLMCall(
-                id=f"{run_id}.x",
-                run_id=run_id,
-                iteration=None,
-                role="root",
-                model=model,
-                prompt=None,
-                response=answer,
-                metadata={"purpose": "extract"},
-            )
-        )
+        calls.append(root_call("x", None, answer, {"purpose": "extract"}))
     revealed = _revealed_sub_calls(entries)
     metadata: dict[str, Any] = {"source": {"format": "dspy", "file": file, "record": ordinal, "field": tkey}}
     if final_reasoning is not None:
@@ -320,7 +300,7 @@ class DspyImporter:
                 hint=hint_for(record, "dspy"),
             ) from exc
 
-    def save(self, con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None:
+    def save(self, con: Connection, items: Sequence[ImportItem]) -> None:
         default_save(con, items)
 
 

@@ -47,7 +47,7 @@ class RunFinalizer:
         )
         if self.checker_spec is None:
             return run
-        from recorder.importers.scoring import decode, score_run
+        from rlmine.scoring import decode, score_run
 
         check, name = _checker(self.checker_spec)
         return score_run(run, check, decode(run.expected), name)
@@ -60,9 +60,8 @@ def make_finalizer(store: Store, opts: ImportOptions) -> RunFinalizer | None:
     task_id: str | None = None
     spec_json: str | None = None
     if opts.task:
-        from recorder.importers.scoring import parse_checker, task_checker
-        from rlmine.store.catalog import upsert_task
-        from rlmine.store.interchange import read_task
+        from rlmine.scoring import parse_checker, task_checker
+        from rlmine.store import read_task, upsert_task
 
         if opts.checker:
             parse_checker(opts.checker)  # a bad checker fails before anything is written

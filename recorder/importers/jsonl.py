@@ -1,6 +1,6 @@
 """Import rlmine's own interchange format (``rlmine export --format jsonl``).
 
-The format and its validation live in :mod:`rlmine.store.interchange`; this
+The format and its validation live in the store (:func:`rlmine.store.trace_from_record`); this
 adapter only reads lines and reports problems against the file and line. Run
 ids, engines and versions are kept as recorded, so re-importing is idempotent
 and a round trip through export and import reproduces the database.
@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import duckdb
-
 from recorder.importers.base import ImportItem, ImportOptions, loads_line
 from recorder.importers.sources import LineReader, SourceError
-
-# rlmine.store.interchange is imported where it is used: it pulls in pandas, which the
-# processes that parse other formats (rlms, DSPy) would otherwise load for nothing.
+from rlmine.store import (
+    Catalog,
+    Connection,
+    RecordError,
+    catalog_from_record,
+    check_header,
+    save_records,
+    trace_from_record,
+)
 
 VERSION = "jsonl-import/1"
 
@@ -34,7 +38,6 @@ class JsonlImporter:
 
     def parse(self, path: Path, opts: ImportOptions) -> Iterator[ImportItem]:
         from recorder.importers.sniff import fitting_importer, found, hint_for
-        from rlmine.store.interchange import RecordError, catalog_from_record, check_header, trace_from_record
 
         for number, raw in LineReader(path, opts.max_line_bytes):
             obj = loads_line(path, number, raw)
@@ -55,10 +58,7 @@ class JsonlImporter:
                 ) from exc
             yield ImportItem(trace, catalog)
 
-    def save(self, con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None:
-        from rlmine.store.interchange import Catalog
-        from rlmine.store.interchange_save import save_records
-
+    def save(self, con: Connection, items: Sequence[ImportItem]) -> None:
         save_records(
             con, [(i.trace, i.catalog if isinstance(i.catalog, Catalog) else Catalog()) for i in items]
         )

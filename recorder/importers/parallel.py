@@ -1,13 +1,13 @@
 """Parsing many small source files in worker processes; only this process writes.
 
 Workers parse batches of files, apply the finalizer, and turn the runs of a
-batch's good files into one Arrow table per store table, written as Arrow IPC
-streams to a file in shared memory that the main process maps and unlinks
-(cheaper than pickling the tables, or sending the streams through the result
-pipe; building them is the workers' job, not the writer's). The main process groups batches into groups
+batch's good files into one Arrow table per store table, sent back as Arrow IPC
+streams through the result pipe (cheaper than pickling the tables; building them
+is the workers' job, not the writer's; a shared-memory file instead of the pipe
+measured no gain, decision 0016). The main process groups batches into groups
 of about ``chunk_runs`` runs and inserts them as they are, with a plain
 ``INSERT`` (the re-imported runs are deleted first), several groups to one
-write transaction held for a bounded time (:mod:`~recorder.importers.held_writer`).
+write transaction held for a bounded time (:class:`rlmine.store.HeldWriter`).
 A write that fails aborts that transaction; its files are imported again from
 their sources on the serial path, which isolates the culprit. Enough batches
 stay submitted to keep the workers busy while this process writes, and no
@@ -25,19 +25,14 @@ import gc
 import logging
 import multiprocessing
 import os
-import shutil
-import tempfile
-import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from recorder.importers.base import (
@@ -47,20 +42,22 @@ from recorder.importers.base import (
     ImportOptions,
     finalized,
     first_line,
-    replace_tables,
     shape_error,
 )
-from recorder.importers.held_writer import HeldWriter
-from recorder.importers.runner import Reporter, SerialLoop
+from recorder.importers.serial import WRITE_ERRORS, Reporter, SerialLoop
 from recorder.importers.sources import SourceError
-from rlmine.errors import UserError
-from rlmine.store import Store
-from rlmine.store.rows import TraceRows, to_arrow
-from rlmine.store.writes import TABLE_ORDER, merge_rows
+from rlmine.store import (
+    TABLE_ORDER,
+    HeldWriter,
+    Store,
+    TraceRows,
+    limit_threads,
+    merge_rows,
+    replace_run_tables,
+    to_arrow,
+)
 
 log = logging.getLogger(__name__)
-
-WRITE_ERRORS = (duckdb.Error, pa.ArrowException, UserError)
 
 MIN_FILES = 32  # below this, starting workers costs more than it saves
 SMALL_FILE_BYTES = 32 << 20  # bigger files stream on the serial path
@@ -100,26 +97,8 @@ class ParsedBatch:
 
     files: list[Parsed]
     tables: Tables = field(default_factory=dict)
-    spill: str | None = None  # a folder: pickling writes the tables to a file there (see below)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        if self.spill is not None:
-            # Through a file in shared memory rather than the result pipe: the main process
-            # maps it instead of reading ~15 KB a run through the pipe, a buffer and a
-            # bytes copy (0.4 s of its CPU for 10,000 rlms runs).
-            path = os.path.join(self.spill, f"{uuid.uuid4().hex}.arrows")
-            spans = {}
-            try:
-                with pa.OSFile(path, "wb") as sink:
-                    for name, table in self.tables.items():
-                        start = sink.tell()
-                        with pa.ipc.new_stream(sink, table.schema) as writer:
-                            writer.write_table(table)
-                        spans[name] = (start, sink.tell() - start)
-                return (_from_spill, (self.files, path, spans))
-            except OSError:  # shared memory full (a small /dev/shm in a container): use the pipe
-                with suppress(OSError):
-                    os.unlink(path)
         streams = {}
         for name, table in self.tables.items():
             sink = pa.BufferOutputStream()
@@ -141,34 +120,10 @@ def _from_streams(files: list[Parsed], streams: dict[str, pa.Buffer]) -> ParsedB
     return ParsedBatch(files, {name: pa.ipc.open_stream(buf).read_all() for name, buf in streams.items()})
 
 
-def _from_spill(files: list[Parsed], path: str, spans: dict[str, tuple[int, int]]) -> ParsedBatch:
-    source = pa.memory_map(path)
-    os.unlink(path)  # the mapping outlives the name: nothing is left behind
-    tables = {}
-    for name, (start, size) in spans.items():
-        source.seek(start)
-        tables[name] = pa.ipc.open_stream(source.read_buffer(size)).read_all()  # zero-copy
-    return ParsedBatch(files, tables)
-
-
-def spill_folder() -> str:
-    """A private folder for the workers' result files: in shared memory where there is one."""
-    shm = "/dev/shm"
-    where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    return tempfile.mkdtemp(prefix="rlmine-import-", dir=where)
-
-
 def parse_batch(
-    importer_name: str,
-    paths: list[str],
-    opts: ImportOptions,
-    finalize: Finalizer | None,
-    spill: str | None = None,
+    importer_name: str, paths: list[str], opts: ImportOptions, finalize: Finalizer | None
 ) -> ParsedBatch:
-    """Worker side: parse each file independently; one set of Arrow tables for the good ones.
-
-    ``spill``: the folder through which the result travels back (see :class:`ParsedBatch`).
-    """
+    """Worker side: parse each file independently; one set of Arrow tables for the good ones."""
     from recorder.importers import get_importer
 
     importer = get_importer(importer_name)
@@ -177,8 +132,7 @@ def parse_batch(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        batch = _parse_batch(importer, paths, opts, finalize)
-        return ParsedBatch(batch.files, batch.tables, spill) if spill is not None else batch
+        return _parse_batch(importer, paths, opts, finalize)
     finally:
         if collecting:
             gc.enable()
@@ -222,7 +176,7 @@ class _Groups:
     """
 
     def __init__(
-        self, writer: HeldWriter, chunk: int, reporter: Reporter, retry: Callable[[list[str]], None]
+        self, writer: HeldWriter[Parsed], chunk: int, reporter: Reporter, retry: Callable[[list[str]], None]
     ) -> None:
         self.writer, self.chunk, self.reporter, self.retry = writer, chunk, reporter, retry
         self.pending: list[ParsedBatch] = []
@@ -269,7 +223,7 @@ class _Groups:
                 if (parts := [b.tables[t] for b in group if t in b.tables])
             }
             try:
-                self.writer.insert(tables, files)
+                self.writer.insert(tables, files, (rid for p in files for rid in p.run_ids))
             except WRITE_ERRORS as exc:
                 self._redo("group write", exc)
 
@@ -298,8 +252,8 @@ class _Groups:
     def _write_one(self, batch: ParsedBatch, parsed: Parsed) -> None:
         try:
             with self.writer.store.writer() as con:
-                con.execute(f"SET threads = {self.writer.db_threads}")
-                replace_tables(con, batch.rows_of(parsed), upsert=True)
+                limit_threads(con, self.writer.db_threads)
+                replace_run_tables(con, batch.rows_of(parsed), upsert=True)
         except WRITE_ERRORS as exc:
             self.reporter.done(parsed.path, [], f"{parsed.path}: cannot store it ({first_line(exc)})")
             return
@@ -367,11 +321,7 @@ def run(
     chunk = max(1, opts.chunk_runs)
     groups = _Groups(HeldWriter(store, db_threads, max_runs=HELD_CHUNKS * chunk), chunk, reporter, retry)
     context = start_fork_server()
-    spill = spill_folder()
-    try:
-        _run_pool(importer, files, opts, finalize, workers, context, spill, groups)
-    finally:
-        shutil.rmtree(spill, ignore_errors=True)  # results a crash or Ctrl-C left unread
+    _run_pool(importer, files, opts, finalize, workers, context, groups)
     groups.commit()
 
 
@@ -382,7 +332,6 @@ def _run_pool(
     finalize: Finalizer | None,
     workers: int,
     context: multiprocessing.context.BaseContext,
-    spill: str,
     groups: _Groups,
 ) -> None:
     batches = [[str(p) for p in files[i : i + BATCH_FILES]] for i in range(0, len(files), BATCH_FILES)]
@@ -394,7 +343,7 @@ def _run_pool(
         def submit() -> None:
             batch = next(todo, None)
             if batch is not None:
-                queue.append((batch, pool.submit(parse_batch, importer.name, batch, opts, finalize, spill)))
+                queue.append((batch, pool.submit(parse_batch, importer.name, batch, opts, finalize)))
 
         def take(batch: list[str], result: ParsedBatch) -> None:
             nonlocal done_files, done_runs
@@ -408,9 +357,7 @@ def _run_pool(
             initial = list(islice(todo, in_flight(workers, opts.chunk_runs)))
             with ThreadPoolExecutor(1) as starter:
                 started = starter.submit(
-                    lambda: [
-                        pool.submit(parse_batch, importer.name, b, opts, finalize, spill) for b in initial
-                    ]
+                    lambda: [pool.submit(parse_batch, importer.name, b, opts, finalize) for b in initial]
                 )
                 while not started.done() and (early := next(todo, None)) is not None:
                     take(early, _parse_here(importer.name, early, opts, finalize))

@@ -1,7 +1,7 @@
 """Import rlms (``pip install rlms``, alexzhang13/rlm) ``RLMLogger`` logs.
 
 :mod:`recorder.importers.rlms_log` reads a log into compacted run logs; this
-module maps each straight to table rows (what :func:`~rlmine.store.rows.trace_rows`
+module maps each straight to table rows (what :func:`~rlmine.store.trace_rows`
 makes of a :class:`~rlmine.trace.Trace`, built without the trace values: the
 import is throughput-bound and the values would only be converted again).
 
@@ -36,8 +36,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from recorder.importers.base import ImportItem, ImportOptions, default_save, derive_id
 from recorder.importers.rlms_log import (
     Block,
@@ -49,7 +47,7 @@ from recorder.importers.rlms_log import (
     reasoning_of,
 )
 from recorder.importers.sources import LineReader, SourceError
-from rlmine.store.rows import SCHEMAS, Row, TraceRows, dumps, prompt_columns
+from rlmine.store import SCHEMAS, Connection, Row, TraceRows, dumps, prompt_columns
 
 VERSION = "rlms-import/1"
 _SECRET_KEY = re.compile(r"api[_-]?key|secret|password|token|authorization|credential", re.IGNORECASE)
@@ -475,7 +473,7 @@ class RlmsImporter:
                 raise SourceError(path, f"malformed iteration entry: {exc}", line=log.first_line) from exc
             yield ImportItem(None, rows=rows)
 
-    def save(self, con: duckdb.DuckDBPyConnection, items: Sequence[ImportItem]) -> None:
+    def save(self, con: Connection, items: Sequence[ImportItem]) -> None:
         default_save(con, items)
 
 

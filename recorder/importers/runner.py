@@ -12,137 +12,24 @@
   transaction, which rolls back whole on a bad line: memory stays flat.
 * **Parallel parsing.** Many small files are parsed in worker processes
   (:mod:`recorder.importers.parallel`); this process only writes.
+
+The serial path is :mod:`recorder.importers.serial`; the parallel one falls back
+to it. Neither imports this module, so the modules form no circle.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import duckdb
-import pyarrow as pa
-
-from recorder.importers.base import (
-    SHAPE_ERRORS,
-    FileResult,
-    Finalizer,
-    Importer,
-    ImportItem,
-    ImportOptions,
-    ImportReport,
-    finalized,
-    first_line,
-    shape_error,
-)
+from recorder.importers import parallel
+from recorder.importers.base import FileResult, Finalizer, Importer, ImportOptions, ImportReport
+from recorder.importers.serial import Reporter, SerialLoop
 from recorder.importers.sources import SourceError, discover
-from rlmine.errors import UserError
 from rlmine.store import Store
 
-log = logging.getLogger(__name__)
-
 MAX_AUTO_WORKERS = 4
-
-
-class Reporter:
-    """Records each file's outcome in the report and tells the caller."""
-
-    def __init__(self, report: ImportReport, on_file: Callable[[FileResult], None] | None) -> None:
-        self.report, self.on_file = report, on_file
-
-    def done(self, path: Path | str, run_ids: Sequence[str], error: str | None = None) -> None:
-        result = FileResult(str(path), 0 if error else len(run_ids), error)
-        if error is None:
-            self.report.run_ids.extend(run_ids)
-        self.report.files.append(result)
-        if self.on_file is not None:
-            self.on_file(result)
-
-
-def _run_ids(items: Sequence[ImportItem]) -> list[str]:
-    return [rid for i in items if (rid := i.run_id) is not None]
-
-
-class SerialLoop:
-    """Parses in this process: groups small files into shared transactions, streams big ones."""
-
-    def __init__(
-        self,
-        store: Store,
-        importer: Importer,
-        opts: ImportOptions,
-        finalize: Finalizer | None,
-        reporter: Reporter,
-    ) -> None:
-        self.store, self.importer, self.opts, self.finalize, self.reporter = (
-            store,
-            importer,
-            opts,
-            finalize,
-            reporter,
-        )
-        self.pending: list[tuple[Path, list[ImportItem]]] = []
-        self.pending_items = 0
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        group, self.pending, self.pending_items = self.pending, [], 0
-        try:
-            with self.store.writer() as con:
-                self.importer.save(con, [item for _, items in group for item in items])
-        except (duckdb.Error, pa.ArrowException, UserError) as exc:
-            if len(group) == 1:
-                self.reporter.done(group[0][0], [], f"{group[0][0]}: cannot store it ({first_line(exc)})")
-                return
-            log.warning("group write failed (%s); retrying file by file", first_line(exc))
-            for one in group:
-                self.pending, self.pending_items = [one], len(one[1])
-                self.flush()
-            return
-        for path, items in group:
-            self.reporter.done(path, _run_ids(items))
-
-    def run_file(self, path: Path) -> None:
-        chunk = max(1, self.opts.chunk_runs)
-        stream = (finalized(i, self.finalize) for i in self.importer.parse(path, self.opts))
-        try:
-            head = list(islice(stream, chunk))
-            more = list(islice(stream, 1))
-        except SourceError as exc:
-            self.reporter.done(path, [], exc.one_line())
-            return
-        except SHAPE_ERRORS as exc:
-            self.reporter.done(path, [], shape_error(path, exc))
-            return
-        if not more:
-            self.pending.append((path, head))
-            self.pending_items += len(head)
-            if self.pending_items >= chunk:
-                self.flush()
-            return
-        self.flush()
-        self._stream(path, head + more, stream, chunk)
-
-    def _stream(self, path: Path, first: list[ImportItem], rest: Iterator[ImportItem], chunk: int) -> None:
-        saved: list[str] = []  # ids only: a big file's traces are not kept in memory
-        error: str | None = None
-        try:
-            with self.store.writer() as con:
-                batch = first
-                while batch:
-                    self.importer.save(con, batch)
-                    saved.extend(_run_ids(batch))
-                    batch = list(islice(rest, chunk))
-        except SourceError as exc:
-            error = exc.one_line()
-        except SHAPE_ERRORS as exc:
-            error = shape_error(path, exc)
-        except (duckdb.Error, pa.ArrowException, UserError) as exc:
-            error = f"{path}: cannot store it ({first_line(exc)})"
-        self.reporter.done(path, [] if error else saved, error)
 
 
 def auto_workers(requested: int) -> int:
@@ -167,8 +54,6 @@ def import_paths(
     worker processes it must be picklable. ``on_file`` is told of each file as
     it finishes (for progress and errors).
     """
-    from recorder.importers import parallel
-
     report = ImportReport(importer=importer.name)
     reporter = Reporter(report, on_file)
     workers = auto_workers(opts.workers)

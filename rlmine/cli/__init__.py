@@ -64,12 +64,7 @@ def _root(
 
 def _register_all() -> None:
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # a command module not built yet in this checkout
-                continue
-            raise
+        module = importlib.import_module(name)
         register = getattr(module, "register", None)
         if register is not None:
             register(app)

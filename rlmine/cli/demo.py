@@ -22,7 +22,7 @@ from rich.table import Table
 
 from rlmine.cli.options import DbOption, open_store
 from rlmine.cli.output import console
-from rlmine.store import Store
+from rlmine.store import Store, batch_summary
 
 DEFAULT_DEMO_DIR = Path("traces") / "demo"
 
@@ -160,17 +160,16 @@ def _mine(term: Console, store: Store, task: str, embedder: str) -> None:
 
 def _summary(term: Console, store: Store, batch_id: str) -> None:
     with store.reader() as con:
-        row = con.execute(
-            """
-            SELECT count(*), count(*) FILTER (WHERE correct), sum(n_iterations), sum(n_sub_calls),
-                   sum(coalesce(tokens_in, 0) + coalesce(tokens_out, 0)),
-                   (SELECT count(*) FROM step_labels l JOIN runs r2 ON r2.id = l.run_id WHERE r2.batch_id = ?),
-                   max(id)
-            FROM runs WHERE batch_id = ?
-            """,
-            [batch_id, batch_id],
-        ).fetchone() or (0, 0, 0, 0, 0, 0, None)
-    n, correct, iters, subs, tokens, labels, last = row
+        totals = batch_summary(con, batch_id)
+    n, correct, iters, subs, tokens, labels, last = (
+        totals.runs,
+        totals.correct,
+        totals.iterations,
+        totals.sub_calls,
+        totals.tokens,
+        totals.step_labels,
+        totals.last_run_id,
+    )
     table = Table(title="5. in the database", title_justify="left", show_header=False)
     table.add_row("runs", f"{n}  ({correct or 0} correct, {100 * (correct or 0) / max(n, 1):.0f}%)")
     table.add_row("iterations", f"{iters or 0:,}")

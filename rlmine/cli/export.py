@@ -9,7 +9,7 @@ import typer
 
 from rlmine.cli.options import DbOption, open_store
 from rlmine.cli.output import console
-from rlmine.store.export import export_parquet
+from rlmine.store import export_parquet
 
 
 class ExportFormat(StrEnum):
@@ -36,7 +36,7 @@ def export_cmd(
             + ", ".join(f"{t} {n:,}" for t, n in counts.items())
         )
         return
-    from rlmine.store.interchange import export_jsonl
+    from rlmine.store import export_jsonl
 
     with store.reader() as con:
         path, n = export_jsonl(con, out)

@@ -10,8 +10,7 @@ from rlmine.cli.options import DbOption, JsonOption, open_store
 from rlmine.cli.output import console, df_records, print_json
 from rlmine.cli.render import render_trace, runs_table
 from rlmine.errors import UserError
-from rlmine.store.queries import STATUS_FILTERS, count_runs, get_trace, list_runs, stale_flags
-from rlmine.store.rows import trace_rows
+from rlmine.store import STATUS_FILTERS, count_runs, get_trace, list_runs, stale_flags, trace_rows
 
 runs_app = typer.Typer(
     help="List recorded and imported runs, and read one iteration by iteration.", no_args_is_help=True

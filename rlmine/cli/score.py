@@ -23,7 +23,7 @@ def score_cmd(
     as_json: bool = JsonOption,
 ) -> None:
     """Re-score every run of a task against its expected answer (the run's, else its instance's)."""
-    from recorder.importers.scoring import rescore_task
+    from rlmine.scoring import rescore_task
 
     report = rescore_task(open_store(db, write=True), task, checker=checker).as_dict()
     if as_json:

@@ -1,9 +1,15 @@
 """The trace store: the only code that writes SQL against the rlmine database.
 
+This module is the store's one face: every other package imports only the names
+in ``__all__`` (``tests/test_store_face.py`` pins them and fails on any import of
+``duckdb`` or of a private ``rlmine.store._*`` module outside the store).
+
 Open with :meth:`Store.open`; read with :meth:`Store.reader`, write with
-:meth:`Store.writer` (both short-held: see :mod:`rlmine.store.connection`).
-Recording goes through :class:`~rlmine.store.spool.SpoolWriter` so that each
-finished iteration is durable at once while the file stays open to readers.
+:meth:`Store.writer` (both short-held, and yielding a :data:`Connection` to pass
+to the functions here; no caller writes SQL). Recording goes through a
+:class:`RunRecorder` (trace values in; each finished iteration durable at once
+while the file stays open to readers); importers store rows through
+:func:`replace_runs` / :class:`HeldWriter`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import duckdb
 from rlmine import __version__
 from rlmine.config import DEFAULT_DB
 from rlmine.errors import SchemaTooNewError, StoreError
-from rlmine.store.agents import (
+from rlmine.store._agents import (
     AgentRecord,
     CandidateRecord,
     EvalRow,
@@ -34,7 +40,9 @@ from rlmine.store.agents import (
     save_build,
     save_eval,
 )
-from rlmine.store.cells import (
+from rlmine.store._batches import BatchSummary, SlotRun, batch_runs, batch_summary, finished_batch_runs
+from rlmine.store._catalog import InstanceRow, find_task_id, upsert_batch, upsert_instances, upsert_task
+from rlmine.store._cells import (
     ReplCell,
     RunSummary,
     get_run_summary,
@@ -47,10 +55,32 @@ from rlmine.store.cells import (
     task_names,
     task_row,
 )
-from rlmine.store.claims import claim_slots, release_claims
-from rlmine.store.connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error, write_lock
-from rlmine.store.migrations import LATEST_VERSION, apply_migrations, current_version, foreign_tables
-from rlmine.store.mining import (
+from rlmine.store._claims import claim_slots, release_claims
+from rlmine.store._connection import DEFAULT_BUSY_TIMEOUT_S, connect, corruption_error, write_lock
+from rlmine.store._dashboard_pages import PageData, PageState, load_page
+from rlmine.store._dashboard_queries import (
+    CORRECT_CHOICES,
+    ERROR_CHOICES,
+    RUN_SORT_COLUMNS,
+    VERDICT_LABELS,
+    RunFilter,
+)
+from rlmine.store._export import export_parquet
+from rlmine.store._held_writer import HeldWriter
+from rlmine.store._interchange import (
+    Catalog,
+    RecordError,
+    catalog_from_record,
+    check_header,
+    export_jsonl,
+    iter_traces,
+    read_instances,
+    read_task,
+    trace_from_record,
+)
+from rlmine.store._interchange_save import save_records
+from rlmine.store._migrations import LATEST_VERSION, apply_migrations, current_version, foreign_tables
+from rlmine.store._mining import (
     cached_embeddings,
     code_cells,
     directly_follows,
@@ -69,38 +99,114 @@ from rlmine.store.mining import (
     task_id_for,
     top_patterns,
 )
-from rlmine.store.writes import save_traces
+from rlmine.store._owners import current_owner, owner_alive
+from rlmine.store._queries import (
+    STATUS_FILTERS,
+    count_runs,
+    get_trace,
+    list_runs,
+    resolve_run_id,
+    stale_flags,
+    table_counts,
+)
+from rlmine.store._recording import RunRecorder
+from rlmine.store._replacing import limit_threads, replace_run_tables, replace_runs
+from rlmine.store._rows import (
+    Row,
+    TraceRows,
+    dumps,
+    prompt_columns,
+    run_from_row,
+    run_row,
+    to_arrow,
+    trace_rows,
+)
+from rlmine.store._schema import SCHEMAS
+from rlmine.store._writes import TABLE_ORDER, delete_runs, merge_rows, save_runs, save_traces
 from rlmine.trace import Trace
 
+Connection = duckdb.DuckDBPyConnection  # what reader()/writer() yield: pass it to the functions here
+DatabaseError = duckdb.Error  # what a failed query raises (the face's callers never import duckdb)
+
 __all__ = [
+    "CORRECT_CHOICES",
+    "ERROR_CHOICES",
+    "LATEST_VERSION",
+    "RUN_SORT_COLUMNS",
+    "SCHEMAS",
+    "STATUS_FILTERS",
+    "TABLE_ORDER",
+    "VERDICT_LABELS",
     "AgentRecord",
+    "BatchSummary",
     "CandidateRecord",
+    "Catalog",
+    "Connection",
+    "DatabaseError",
     "EvalRow",
+    "HeldWriter",
+    "InstanceRow",
+    "PageData",
+    "PageState",
+    "RecordError",
     "ReplCell",
+    "Row",
+    "RunFilter",
+    "RunRecorder",
     "RunSummary",
+    "SlotRun",
     "Store",
+    "TraceRows",
+    "batch_runs",
+    "batch_summary",
     "cached_embeddings",
+    "catalog_from_record",
+    "check_header",
     "claim_slots",
     "code_cells",
+    "count_runs",
+    "current_owner",
+    "current_version",
+    "delete_runs",
     "directly_follows",
+    "dumps",
     "eval_rows",
+    "export_jsonl",
+    "export_parquet",
+    "find_task_id",
+    "finished_batch_runs",
     "get_agent",
     "get_run_summary",
     "get_tactic",
+    "get_trace",
+    "iter_traces",
     "latest_agent_for_task",
     "latest_build",
     "latest_mining",
+    "limit_threads",
     "list_agents",
     "list_candidates",
     "list_evals",
     "list_minings",
+    "list_runs",
     "list_tactics",
+    "load_page",
+    "merge_rows",
     "next_tactic_number",
+    "owner_alive",
     "previous_tactics",
+    "prompt_columns",
     "read_cells",
+    "read_instances",
+    "read_task",
     "release_claims",
+    "replace_run_tables",
+    "replace_runs",
     "resolve_agent_id",
+    "resolve_run_id",
     "run_costs",
+    "run_from_row",
+    "run_row",
     "run_sequences",
     "run_steps",
     "runs_on_instances",
@@ -108,15 +214,26 @@ __all__ = [
     "save_embeddings",
     "save_eval",
     "save_mining",
+    "save_records",
+    "save_runs",
+    "save_traces",
+    "stale_flags",
     "step_vectors",
     "sub_call_responses",
     "successful_runs",
+    "table_counts",
     "tactic_members",
     "tactic_sequences",
     "task_id_for",
     "task_names",
     "task_row",
+    "to_arrow",
     "top_patterns",
+    "trace_from_record",
+    "trace_rows",
+    "upsert_batch",
+    "upsert_instances",
+    "upsert_task",
 ]
 
 _DUCKDB_MAGIC = b"DUCK"
@@ -185,7 +302,7 @@ class Store:
             _check_file(p)
         store._ensure_schema(read_only)
         if recover and not read_only:
-            from rlmine.store.spool import recover_spools
+            from rlmine.store._spool import recover_spools
 
             recover_spools(store)
         return store
@@ -272,8 +389,6 @@ class Store:
 
     def info(self) -> dict[str, Any]:
         """Path, schema version, row counts and size on disk."""
-        from rlmine.store.queries import table_counts
-
         with self.reader() as con:
             counts = table_counts(con)
             version = current_version(con)

@@ -21,9 +21,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from rlmine.store.prompt_texts import delete_calls, insert_calls
-from rlmine.store.rows import SCHEMAS, Row, to_arrow, trace_rows
-from rlmine.trace import Trace
+from rlmine.store._prompt_texts import delete_calls, insert_calls
+from rlmine.store._rows import Row, run_row, to_arrow, trace_rows
+from rlmine.store._schema import SCHEMAS
+from rlmine.trace import Run, Trace
 
 KEYS: dict[str, tuple[str, ...]] = {
     "runs": ("id",),
@@ -85,7 +86,7 @@ def upsert_rows(
 def insert_tables(
     con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table], *, replace: bool = False
 ) -> dict[str, int]:
-    """Insert Arrow tables (columns as in :data:`~rlmine.store.rows.SCHEMAS`), one row per key.
+    """Insert Arrow tables (columns as in :data:`~rlmine.store._rows.SCHEMAS`), one row per key.
 
     Unlike :func:`upsert_rows` nothing is deduplicated: with ``replace=True``
     existing rows with the same key are replaced, but a key twice in ``tables``
@@ -112,6 +113,11 @@ def merge_rows(parts: Iterable[Mapping[str, Sequence[Row]]]) -> dict[str, list[R
 def save_traces(con: duckdb.DuckDBPyConnection, traces: Iterable[Trace]) -> dict[str, int]:
     """Persist whole traces (with nested children) in one bulk upsert."""
     return upsert_rows(con, merge_rows(trace_rows(t) for t in traces))
+
+
+def save_runs(con: duckdb.DuckDBPyConnection, runs: Iterable[Run]) -> int:
+    """Upsert runs' own rows (their iterations and calls untouched): e.g. a new score."""
+    return upsert_rows(con, {"runs": [run_row(r) for r in runs]}).get("runs", 0)
 
 
 def existing_run_ids(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from rlmine.store.queries import resolve_run_id
+from rlmine.store._queries import resolve_run_id
 
 
 @dataclass(frozen=True, slots=True)

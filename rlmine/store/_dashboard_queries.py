@@ -1,10 +1,10 @@
 """The dashboard's read queries: pure functions from a DuckDB connection to DataFrames.
 
-Every number the dashboard shows is computed here, in SQL, so page code only
-lays results out (no pandas loops) and each function is unit-tested on a small
-fixture database. Functions take an open read-only connection (see
-:mod:`dashboard.data`), so a page runs all its queries under one short-held
-connection.
+Every number the dashboard shows is computed here, in SQL (the store owns all of
+rlmine's SQL), so page code only lays results out (no pandas loops) and each
+function is unit-tested on a small fixture database. Functions take an open
+read-only connection (see :mod:`rlmine.store._dashboard_pages`), so a page runs
+all its queries under one short-held connection.
 
 Conventions shared by all queries:
 
@@ -409,11 +409,9 @@ def runs_table(
 
 SNIPPET_ROWS = 300  # rows of a search's result that get a snippet (far more than a screen shows)
 
-# A search's matches in one pass over the iterations: per run its first matching iteration and
-# field; a nested child run's match counts for its parent (shown as "nested run" when the parent
-# itself has none).
-_SEARCH_CTES = """
-tagged AS (
+# Each iteration's first field matching $pat (NULL: no match): shared by the runs table's search
+# and :func:`search_runs`.
+_TAGGED_CTE = """tagged AS (
     SELECT run_id, idx,
            CASE WHEN code ILIKE $pat ESCAPE '\\' THEN 'code'
                 WHEN reasoning ILIKE $pat ESCAPE '\\' THEN 'reasoning'
@@ -421,7 +419,13 @@ tagged AS (
                 WHEN stderr ILIKE $pat ESCAPE '\\' THEN 'stderr'
                 WHEN error ILIKE $pat ESCAPE '\\' THEN 'error' END AS field
     FROM iterations
-),
+)"""
+# A search's matches in one pass over the iterations: per run its first matching iteration and
+# field; a nested child run's match counts for its parent (shown as "nested run" when the parent
+# itself has none).
+_SEARCH_CTES = (
+    _TAGGED_CTE
+    + """,
 per_run AS (
     SELECT run_id, arg_min(field, idx) AS field, min(idx) AS idx FROM tagged WHERE field IS NOT NULL GROUP BY run_id
 ),
@@ -432,6 +436,7 @@ hits AS MATERIALIZED (
            bool_and(k.parent_run_id IS NOT NULL) AS only_nested
     FROM per_run p JOIN runs k ON k.id = p.run_id GROUP BY ALL
 )"""
+)
 _NO_SEARCH_CTE = (
     "hits AS (SELECT NULL::VARCHAR AS hit_run, NULL::VARCHAR AS hit_field, NULL::INTEGER AS hit_iter, "
     "NULL::BOOLEAN AS only_nested WHERE false)"
@@ -483,15 +488,7 @@ def search_runs(con: duckdb.DuckDBPyConnection, text: str, limit: int = 100) -> 
     return fetch_df(
         con,
         f"""
-        WITH tagged AS (
-            SELECT run_id, idx,
-                   CASE WHEN code ILIKE $pat ESCAPE '\\' THEN 'code'
-                        WHEN reasoning ILIKE $pat ESCAPE '\\' THEN 'reasoning'
-                        WHEN stdout ILIKE $pat ESCAPE '\\' THEN 'output'
-                        WHEN stderr ILIKE $pat ESCAPE '\\' THEN 'stderr'
-                        WHEN error ILIKE $pat ESCAPE '\\' THEN 'error' END AS field
-            FROM iterations
-        ),
+        WITH {_TAGGED_CTE},
         per_run AS MATERIALIZED (
             SELECT run_id, count(*) AS matches, min(idx) AS idx, arg_min(field, idx) AS field
             FROM tagged WHERE field IS NOT NULL GROUP BY run_id

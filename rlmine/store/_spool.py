@@ -28,8 +28,9 @@ from typing import IO, TYPE_CHECKING, Any
 import pyarrow as pa
 
 from rlmine.ids import new_id
-from rlmine.store.rows import SCHEMAS, Row
-from rlmine.store.writes import upsert_rows
+from rlmine.store._rows import Row
+from rlmine.store._schema import SCHEMAS
+from rlmine.store._writes import upsert_rows
 
 if TYPE_CHECKING:
     from rlmine.store import Store

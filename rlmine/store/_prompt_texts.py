@@ -7,7 +7,7 @@ prompt of :data:`MIN_SHARED_BYTES` or more is written once to ``prompt_texts``
 with exactly the table's former columns, so every reader is unchanged. Shorter
 prompts stay inline: a key costs 64 bytes and a join probe.
 
-Writers never name the view (DuckDB cannot insert into one): :mod:`rlmine.store.writes`
+Writers never name the view (DuckDB cannot insert into one): :mod:`rlmine.store._writes`
 sends call rows through :func:`insert_calls` and deletes through :func:`delete_calls`.
 """
 
@@ -17,7 +17,7 @@ from contextlib import suppress
 
 import duckdb
 
-from rlmine.store.rows import SCHEMAS
+from rlmine.store._schema import SCHEMAS
 
 # Prompts of this many UTF-8 bytes or more go to prompt_texts. Migration 4 moved existing
 # rows with the same number written out (a released migration never changes); a later

@@ -1,6 +1,6 @@
 """Table exports: one Parquet file per table, written by DuckDB's COPY.
 
-(The per-run JSONL interchange format lives in :mod:`rlmine.store.interchange`.)
+(The per-run JSONL interchange format lives in :mod:`rlmine.store._interchange`.)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from rlmine.errors import UserError
-from rlmine.store.queries import TRACE_TABLES, table_counts
+from rlmine.store._queries import TRACE_TABLES, table_counts
 
 
 def prepare_out_dir(out: Path) -> Path:

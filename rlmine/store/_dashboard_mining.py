@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from rlmine.store import (
+from rlmine.store._mining import (
     directly_follows,
     list_minings,
     list_tactics,

@@ -1,8 +1,13 @@
-"""Scoring runs against expected answers with their task's checker.
+"""Scoring answers against expected ones with their task's checker: the one place that judges.
 
-Used when importing with ``--task`` (runs that come with an expected answer are
-scored as they are stored) and by ``rlmine score --task NAME``, which
-re-scores every top-level run of a task. The checker is the task's
+Every judge of an answer goes through :func:`judge`: the batch runner (each
+recorded run), the importers (``--task``: runs that come with an expected answer
+are scored as they are stored), ``rlmine score --task NAME`` (which re-scores
+every top-level run of a task) and codegen (validating candidates, ``rlmine
+eval``). So a missing answer scores the same everywhere: 0, wrong, and the
+checker is not asked (a ``python:`` checker need not handle ``None``); nothing
+to compare against leaves the verdict empty; a checker that raises gives no
+verdict and its error, never a lost run. The checker is the task's
 (``tasks.checker``: a name, or a JSON mapping such as
 ``{"name": "numeric", "tolerance": 0.01}``; else the ``checker`` of the task's
 spec; else ``exact``). The expected answer is the run's own, else its
@@ -18,13 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from recorder.checkers import Checker, checker_name, get_checker
+from recorder.checkers import Checker, CheckResult, checker_name, get_checker
 from rlmine.errors import NotFoundError, UserError
-from rlmine.store import Store
-from rlmine.store.catalog import find_task_id, upsert_task
-from rlmine.store.interchange import iter_traces, read_instances, read_task
-from rlmine.store.rows import run_row
-from rlmine.store.writes import upsert_rows
+from rlmine.store import Store, find_task_id, iter_traces, read_instances, read_task, save_runs, upsert_task
 from rlmine.trace import Run
 
 DEFAULT_CHECKER = "exact"
@@ -75,17 +76,60 @@ def decode(value: Any) -> Any:
         return value
 
 
-def score_run(run: Run, checker: Checker, expected: Any, name: str) -> Run:
-    """``run`` with score, correct and the checker's verdict; unchanged without an expected value."""
+MISSING_ANSWER = CheckResult(0.0, False, "no answer was submitted")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A judged answer: ``score``/``correct`` (None when no verdict) and why not, if it failed."""
+
+    score: float | None
+    correct: bool | None
+    detail: str | None = None
+    error: str | None = None  # the checker raised: "<Exception>: <message>"
+
+    @property
+    def right(self) -> bool:
+        """Correct for sure (an error or no verdict counts as not correct)."""
+        return self.correct is True
+
+
+def judge(value: Any, expected: Any, checker: Checker) -> Verdict | None:
+    """Judge an answer ``value`` (JSON text already decoded: :func:`decode`) against ``expected``.
+
+    None when there is nothing to compare against (``expected`` is None). A missing
+    answer (None) is 0 and wrong without asking the checker.
+    """
     if expected is None:
+        return None
+    if value is None:
+        return Verdict(MISSING_ANSWER.score, MISSING_ANSWER.correct, MISSING_ANSWER.detail)
+    try:
+        result = checker.check(value, expected)
+    except Exception as exc:  # a broken custom checker must not lose the run
+        return Verdict(None, None, error=f"{type(exc).__name__}: {exc}")
+    return Verdict(float(result.score), bool(result.correct), result.detail or None)
+
+
+def score_run(run: Run, checker: Checker, expected: Any, name: str) -> Run:
+    """``run`` with score, correct and the checker's verdict; unchanged without an expected value.
+
+    A checker that raises leaves score and correct as they were and records its error
+    under ``metadata["checker_error"]``.
+    """
+    verdict = judge(decode(run.final_answer), expected, checker)
+    if verdict is None:
         return run
-    result = checker.check(decode(run.final_answer), expected)
     meta = {**run.metadata, "checker": name}
-    if result.detail:
-        meta["check_detail"] = result.detail
+    if verdict.error is not None:
+        meta["checker_error"] = verdict.error
+        return replace(run, metadata=meta)
+    meta.pop("checker_error", None)
+    if verdict.detail:
+        meta["check_detail"] = verdict.detail
     else:
         meta.pop("check_detail", None)
-    return replace(run, score=result.score, correct=result.correct, metadata=meta)
+    return replace(run, score=verdict.score, correct=verdict.correct, metadata=meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +183,7 @@ def rescore_task(store: Store, task: str, *, checker: str | None = None) -> Scor
     with store.writer() as con:
         if override is not None and task_obj is not None:
             upsert_task(con, name=task_obj["name"], checker=checker.strip() if checker else None)
-        upsert_rows(con, {"runs": [run_row(r) for r in scored]})
+        save_runs(con, scored)
     n_scored = sum(1 for r in scored if r.score is not None)
     return ScoreReport(
         task=task_obj["name"] if task_obj else task,

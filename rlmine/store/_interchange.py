@@ -36,16 +36,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from rlmine.store.export import prepare_out_dir
-from rlmine.store.rows import (
-    JSON_COLUMNS,
-    SCHEMAS,
-    block_from_row,
-    call_from_row,
-    iteration_from_row,
-    label_from_row,
-    run_from_row,
-)
+from rlmine.store._export import prepare_out_dir
+from rlmine.store._rows import block_from_row, call_from_row, iteration_from_row, label_from_row, run_from_row
+from rlmine.store._schema import JSON_COLUMNS, SCHEMAS
 from rlmine.trace import CodeBlock, Iteration, LLMCall, Run, StepLabel, Trace
 
 FORMAT = "rlmine-trace"

@@ -1,6 +1,6 @@
 """The Agents page's data: agents, one agent's script and candidates, its evals against the RLM.
 
-Reads through the store's face only. A database from before the codegen migration has
+A database from before the codegen migration has
 no agent tables: the page then says so instead of failing (the dashboard never migrates).
 """
 
@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from rlmine.errors import NotFoundError
-from rlmine.store import eval_rows, get_agent, list_agents, list_evals
+from rlmine.store._agents import eval_rows, get_agent, list_agents, list_evals
 
 Frames = dict[str, pd.DataFrame]
 
@@ -45,20 +45,3 @@ def agent_page(con: duckdb.DuckDBPyConnection, agent_id: str | None) -> Frames:
     if not evals.empty:
         frames["eval_rows"] = eval_rows(con, str(evals["id"].iloc[0]))
     return frames
-
-
-def eval_chart_frame(summary: dict[str, object]) -> pd.DataFrame:
-    """One row per (measure, system) for the side-by-side bars."""
-    rows = []
-    for system in ("rlm", "agent"):
-        s = summary.get(system)
-        if not isinstance(s, dict):
-            continue
-        label = "RLM" if system == "rlm" else "agent"
-        rows += [
-            {"measure": "accuracy", "system": label, "value": s["accuracy"]},
-            {"measure": "LLM calls", "system": label, "value": s["llm_calls"]},
-            {"measure": "tokens", "system": label, "value": s["tokens_in"] + s["tokens_out"]},
-            {"measure": "wall median (s)", "system": label, "value": s["wall_median_s"]},
-        ]
-    return pd.DataFrame(rows)

@@ -325,7 +325,7 @@ JOIN latest l ON l.run_id = s.run_id AND l.mining_id = s.mining_id
 LEFT JOIN tactics t ON t.mining_id = s.mining_id AND t.id = s.tactic_id;
 """
 
-# Long prompts stored once (see rlmine/store/prompt_texts.py): sub-call prompts repeat
+# Long prompts stored once (see rlmine/store/_prompt_texts.py): sub-call prompts repeat
 # chunks of the context across runs (96 simulator runs took 264 MB). The call rows move
 # to llm_call_rows, where a prompt of 1024 bytes or more is NULL and `prompt_ref` names
 # its text in prompt_texts; the `llm_calls` view has the table's former columns, in

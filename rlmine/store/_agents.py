@@ -17,7 +17,7 @@ import pandas as pd
 
 from rlmine.errors import NotFoundError
 from rlmine.ids import new_id, sha256_text
-from rlmine.store.rows import dumps
+from rlmine.store._rows import dumps
 from rlmine.trace import utcnow
 
 

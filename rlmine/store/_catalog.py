@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from rlmine.ids import new_id
-from rlmine.store.rows import dumps
+from rlmine.store._rows import dumps
 from rlmine.trace import ContextRef, utcnow
 
 

@@ -13,8 +13,8 @@ import duckdb
 import pandas as pd
 
 from rlmine.errors import NotFoundError
-from rlmine.store.owners import owner_alive
-from rlmine.store.rows import (
+from rlmine.store._owners import owner_alive
+from rlmine.store._rows import (
     block_from_row,
     call_from_row,
     iteration_from_row,

@@ -15,13 +15,12 @@ rows of a dead owner, which resume re-runs like any stale run.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import duckdb
 
-from rlmine.store.owners import owner_alive
-from rlmine.store.writes import delete_runs, upsert_rows
-from rlmine.trace import TERMINAL_STATUSES
+from rlmine.store._owners import owner_alive
+from rlmine.store._writes import delete_runs, save_runs
+from rlmine.trace import TERMINAL_STATUSES, Run
 
 
 def taken_slots(con: duckdb.DuckDBPyConnection, batch_id: str, slot_keys: Sequence[str]) -> set[str]:
@@ -40,10 +39,8 @@ def taken_slots(con: duckdb.DuckDBPyConnection, batch_id: str, slot_keys: Sequen
     }
 
 
-def claim_slots(
-    con: duckdb.DuckDBPyConnection, batch_id: str, candidates: Mapping[str, dict[str, Any]]
-) -> list[str]:
-    """Claim the free slots among ``candidates`` (slot key → the ``runs`` row to insert, status
+def claim_slots(con: duckdb.DuckDBPyConnection, batch_id: str, candidates: Mapping[str, Run]) -> list[str]:
+    """Claim the free slots among ``candidates`` (slot key → the run to record there, status
     ``running``); returns the keys claimed. Call inside the caller's write transaction."""
     taken = taken_slots(con, batch_id, list(candidates))
     free = [key for key in candidates if key not in taken]
@@ -60,7 +57,7 @@ def claim_slots(
     )
     delete_runs(con, stale)  # a dead owner's or a cancelled run of a slot being claimed again
     if free:
-        upsert_rows(con, {"runs": [candidates[key] for key in free]})
+        save_runs(con, [candidates[key] for key in free])
     return free
 
 

@@ -2,7 +2,8 @@
 
 One path for every writer: the engine's spool, importers and exports all turn
 :class:`~rlmine.trace.Trace` values into rows here, and the ``*_from_row``
-functions turn rows back into values. JSON columns travel as JSON text
+functions turn rows back into values. Column names and types come from the
+values themselves (:mod:`rlmine.store._schema`). JSON columns travel as JSON text
 (:func:`dumps`). An importer that maps a source straight to rows, skipping the
 trace values for speed, still names its columns from :data:`SCHEMAS` and uses
 :func:`dumps` and :func:`prompt_columns`, so its rows equal :func:`trace_rows`'s.
@@ -19,6 +20,7 @@ import orjson
 import pyarrow as pa
 
 from rlmine.ids import sha256_text
+from rlmine.store._schema import SCHEMAS
 from rlmine.trace import (
     MAX_STORED_PROMPT_CHARS,
     CodeBlock,
@@ -32,116 +34,6 @@ from rlmine.trace import (
 
 Row = dict[str, Any]
 TraceRows = dict[str, list[Row]]  # table name → rows: one run (with nested children) or many
-
-_S, _I, _B, _F, _T = pa.string(), pa.int64(), pa.bool_(), pa.float64(), pa.timestamp("us")
-
-# Column order and Arrow type of every trace table (matches migrations.py).
-SCHEMAS: dict[str, pa.Schema] = {
-    "runs": pa.schema(
-        [
-            ("id", _S),
-            ("task_id", _S),
-            ("instance_id", _S),
-            ("engine", _S),
-            ("engine_version", _S),
-            ("root_model", _S),
-            ("sub_model", _S),
-            ("params", _S),
-            ("status", _S),
-            ("question", _S),
-            ("context_path", _S),
-            ("context_generator", _S),
-            ("context_sha256", _S),
-            ("context_bytes", _I),
-            ("context_kind", _S),
-            ("final_answer", _S),
-            ("expected", _S),
-            ("score", _F),
-            ("correct", _B),
-            ("n_iterations", _I),
-            ("n_llm_calls", _I),
-            ("n_sub_calls", _I),
-            ("tokens_in", _I),
-            ("tokens_out", _I),
-            ("cost", _F),
-            ("wall_s", _F),
-            ("started_at", _T),
-            ("finished_at", _T),
-            ("batch_id", _S),
-            ("slot_key", _S),
-            ("error", _S),
-            ("parent_run_id", _S),
-            ("parent_call_id", _S),
-            ("source_hash", _S),
-            ("owner", _S),
-            ("metadata", _S),
-        ]
-    ),
-    "iterations": pa.schema(
-        [
-            ("run_id", _S),
-            ("idx", _I),
-            ("reasoning", _S),
-            ("code", _S),
-            ("stdout", _S),
-            ("stderr", _S),
-            ("error", _S),
-            ("error_kind", _S),
-            ("duration_s", _F),
-            ("root_tokens_in", _I),
-            ("root_tokens_out", _I),
-            ("root_latency_s", _F),
-            ("output_truncated", _B),
-            ("submitted", _B),
-            ("started_at", _T),
-            ("metadata", _S),
-        ]
-    ),
-    "llm_calls": pa.schema(
-        [
-            ("id", _S),
-            ("run_id", _S),
-            ("iteration", _I),
-            ("role", _S),
-            ("model", _S),
-            ("prompt", _S),
-            ("prompt_sha256", _S),
-            ("prompt_chars", _I),
-            ("response", _S),
-            ("reasoning", _S),
-            ("tokens_in", _I),
-            ("tokens_out", _I),
-            ("cost", _F),
-            ("latency_s", _F),
-            ("started_at", _T),
-            ("error", _S),
-            ("child_run_id", _S),
-            ("metadata", _S),
-        ]
-    ),
-    "step_labels": pa.schema(
-        [("run_id", _S), ("iteration", _I), ("line_start", _I), ("line_end", _I), ("tactic", _S)]
-    ),
-    "code_blocks": pa.schema(
-        [
-            ("run_id", _S),
-            ("iteration", _I),
-            ("idx", _I),
-            ("code", _S),
-            ("stdout", _S),
-            ("stderr", _S),
-            ("error", _S),
-            ("error_kind", _S),
-            ("duration_s", _F),
-            ("ran", _B),
-            ("metadata", _S),
-        ]
-    ),
-}
-
-# Columns that hold JSON text.
-JSON_COLUMNS = {"params", "context_generator", "metadata"}
-
 
 # One stdlib encoder, built once (json.dumps with options builds a new one per call): the
 # fallback for what orjson refuses (integers over 64 bits).
@@ -188,59 +80,33 @@ def _loads(value: Any) -> Any:
 
 
 def run_row(run: Run) -> Row:
+    row = {name: getattr(run, name) for name in _RUN_FIELDS}
     ctx = run.context
-    return {
-        "id": run.id,
-        "task_id": run.task_id,
-        "instance_id": run.instance_id,
-        "engine": run.engine,
-        "engine_version": run.engine_version,
-        "root_model": run.root_model,
-        "sub_model": run.sub_model,
-        "params": dumps(run.params),
-        "status": run.status,
-        "question": run.question,
-        "context_path": ctx.path,
-        "context_generator": dumps(ctx.generator),
-        "context_sha256": ctx.sha256,
-        "context_bytes": ctx.bytes,
-        "context_kind": ctx.kind,
-        "final_answer": run.final_answer,
-        "expected": run.expected,
-        "score": run.score,
-        "correct": run.correct,
-        "n_iterations": run.n_iterations,
-        "n_llm_calls": run.n_llm_calls,
-        "n_sub_calls": run.n_sub_calls,
-        "tokens_in": run.tokens_in,
-        "tokens_out": run.tokens_out,
-        "cost": run.cost,
-        "wall_s": run.wall_s,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "batch_id": run.batch_id,
-        "slot_key": run.slot_key,
-        "error": run.error,
-        "parent_run_id": run.parent_run_id,
-        "parent_call_id": run.parent_call_id,
-        "source_hash": run.source_hash,
-        "owner": run.owner,
-        "metadata": dumps(run.metadata),
-    }
+    row["context_path"], row["context_sha256"] = ctx.path, ctx.sha256
+    row["context_bytes"], row["context_kind"] = ctx.bytes, ctx.kind
+    row["context_generator"] = dumps(ctx.generator)
+    row["params"] = dumps(run.params)
+    row["metadata"] = dumps(run.metadata)
+    return row
 
 
 # Field names, looked up once (dataclasses.fields() is slow enough to matter per row).
+_RUN_FIELDS = tuple(f.name for f in fields(Run) if f.name != "context")
 _ITERATION_FIELDS = tuple(f.name for f in fields(Iteration) if f.name != "blocks")
 _BLOCK_FIELDS = tuple(f.name for f in fields(CodeBlock))
 _CALL_FIELDS = tuple(f.name for f in fields(LLMCall))
 _LABEL_FIELDS = tuple(f.name for f in fields(StepLabel))
 
 
-def iteration_row(it: Iteration) -> Row:
-    row = {name: getattr(it, name) for name in _ITERATION_FIELDS}
-    row["idx"] = row.pop("index")
-    row["metadata"] = dumps(it.metadata)
+def _indexed_row(value: Iteration | CodeBlock, names: tuple[str, ...]) -> Row:
+    row = {name: getattr(value, name) for name in names}
+    row["idx"] = row.pop("index")  # `index` is a SQL keyword: the column is `idx`
+    row["metadata"] = dumps(value.metadata)
     return row
+
+
+def iteration_row(it: Iteration) -> Row:
+    return _indexed_row(it, _ITERATION_FIELDS)
 
 
 def call_row(call: LLMCall) -> Row:
@@ -257,10 +123,7 @@ def label_row(label: StepLabel) -> Row:
 
 
 def block_row(block: CodeBlock) -> Row:
-    row = {name: getattr(block, name) for name in _BLOCK_FIELDS}
-    row["idx"] = row.pop("index")
-    row["metadata"] = dumps(block.metadata)
-    return row
+    return _indexed_row(block, _BLOCK_FIELDS)
 
 
 def iteration_rows(it: Iteration) -> TraceRows:

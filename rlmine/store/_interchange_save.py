@@ -1,6 +1,6 @@
 """Saving interchange records into the store: catalogue first (matched by name), then runs.
 
-Split from :mod:`rlmine.store.interchange`, which holds the format itself.
+Split from :mod:`rlmine.store._interchange`, which holds the format itself.
 """
 
 from collections.abc import Sequence
@@ -10,12 +10,12 @@ from typing import Any
 
 import duckdb
 
-from rlmine.store import catalog as catalog_api
-from rlmine.store.interchange import Catalog
-from rlmine.store.rows import (
+from rlmine.store import _catalog as catalog_api
+from rlmine.store._interchange import Catalog
+from rlmine.store._rows import (
     dumps,
 )
-from rlmine.store.writes import delete_runs, existing_run_ids, save_traces
+from rlmine.store._writes import delete_runs, existing_run_ids, save_traces
 from rlmine.trace import Trace
 
 

@@ -1,6 +1,6 @@
 """Queries for reading single runs: the run viewer and the side-by-side comparison.
 
-Same contract as :mod:`dashboard.queries` (pure, a connection in, DataFrames
+Same contract as :mod:`rlmine.store._dashboard_queries` (pure, a connection in, DataFrames
 out, SQL in DuckDB). A run that does not exist yields empty frames, never an
 exception, so a page can say so in plain words.
 
@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from dashboard.queries import fetch_df, runs_cte
+from rlmine.store._dashboard_queries import fetch_df, runs_cte
 
 # Compare view clips outputs: it is for lining runs up, the viewer shows them whole.
 COMPARE_OUTPUT_CHARS = 2000
@@ -131,14 +131,19 @@ def run_timeline(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     )
 
 
+def _of_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, columns: str, table: str, order: str
+) -> pd.DataFrame:
+    """``columns`` of ``table``'s rows of one run, in ``order``."""
+    return fetch_df(
+        con, f"SELECT {columns} FROM {table} WHERE run_id = $run ORDER BY {order}", {"run": run_id}
+    )
+
+
 def code_blocks(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     """The run's code blocks, each with its own output and error, in the order the model wrote them."""
-    return fetch_df(
-        con,
-        "SELECT iteration, idx AS block, code, stdout, stderr, error, error_kind, duration_s, ran "
-        "FROM code_blocks WHERE run_id = $run ORDER BY iteration, idx",
-        {"run": run_id},
-    )
+    columns = "iteration, idx AS block, code, stdout, stderr, error, error_kind, duration_s, ran"
+    return _of_run(con, run_id, columns, "code_blocks", "iteration, idx")
 
 
 def root_messages(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
@@ -232,11 +237,8 @@ def child_runs(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
 
 def step_labels(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     """The simulator's ground-truth tactic labels of the run's code lines (empty for real runs)."""
-    return fetch_df(
-        con,
-        "SELECT iteration, line_start, line_end, tactic FROM step_labels WHERE run_id = $run "
-        "ORDER BY iteration, line_start",
-        {"run": run_id},
+    return _of_run(
+        con, run_id, "iteration, line_start, line_end, tactic", "step_labels", "iteration, line_start"
     )
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -96,14 +94,3 @@ def write_lock(path: Path) -> threading.RLock:
     key = str(Path(path).resolve())
     with _WRITE_LOCKS_GUARD:
         return _WRITE_LOCKS.setdefault(key, threading.RLock())
-
-
-@contextmanager
-def open_connection(
-    path: Path, *, read_only: bool, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = connect(path, read_only=read_only, busy_timeout_s=busy_timeout_s)
-    try:
-        yield con
-    finally:
-        con.close()
