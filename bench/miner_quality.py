@@ -10,6 +10,12 @@ while developing the miner, mine the task (all-MiniLM-L6-v2 by default), and sco
 * repeatability: after the first mining, 12 more runs (another seed) are recorded and the task
   mined again; the share of the first mining's steps whose tactic id is unchanged (goal >= 90%).
   The scores above are of this second mining.
+* ceilings (decision 0020): the ARI a perfect joiner would reach from three starting points:
+  every distinct normalized form relabelled by its majority label (any miner that gives one
+  form one tactic); every mined tactic relabelled so (the best joining of these tactics);
+  and only tactics that rarely share a run (<= 20% co-occurrence) joined when their majority
+  labels agree (the best any method that joins *alternatives* can do: substitution across
+  runs, alignment columns).
 * consensus: the mined consensus plan, each tactic read as the ground-truth label most of
   its steps carry (repeats collapsed), against the same plan-building function applied to
   the ground-truth sequences of the dominant sound strategy's successful runs.
@@ -94,6 +100,57 @@ def _score(con: duckdb.DuckDBPyConnection, mining_id: str) -> dict[str, Any]:
     }
 
 
+CO_OCCURRENCE = 0.2  # "alternatives": tactics sharing at most this share of the smaller one's runs
+
+
+def _ceilings(con: duckdb.DuckDBPyConnection, mining_id: str) -> dict[str, float]:
+    """ARI of oracle joinings (module doc): how far joining mined units could go."""
+    rows = con.execute(
+        """
+        SELECT l.tactic, coalesce(s.tactic_id, 'rare'), s.hash
+        FROM step_labels l
+        JOIN steps s ON s.run_id = l.run_id AND s.iteration = l.iteration
+                    AND l.line_start BETWEEN s.line_start AND s.line_end
+        WHERE s.mining_id = ?
+        ORDER BY l.run_id, l.iteration, l.line_start
+        """,
+        [mining_id],
+    ).fetchall()
+    runs_of: dict[str, set[str]] = {}
+    for run, tactic in con.execute(
+        "SELECT DISTINCT run_id, tactic_id FROM steps WHERE mining_id = ? AND tactic_id IS NOT NULL",
+        [mining_id],
+    ).fetchall():
+        runs_of.setdefault(tactic, set()).add(run)
+    # Majorities over the scored rows (first line of each labelled range): the best relabelling.
+    form_votes: dict[str, Counter[str]] = {}
+    tactic_votes: dict[str, Counter[str]] = {}
+    for label, tactic, h in rows:
+        form_votes.setdefault(h, Counter())[label] += 1
+        tactic_votes.setdefault(tactic, Counter())[label] += 1
+    form_label = {h: c.most_common(1)[0][0] for h, c in form_votes.items()}
+    majority = {t: c.most_common(1)[0][0] for t, c in tactic_votes.items()}
+    parent = {t: t for t in runs_of}
+
+    def root(t: str) -> str:
+        while parent[t] != t:
+            t = parent[t]
+        return t
+
+    names = sorted(runs_of)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            shared = len(runs_of[a] & runs_of[b]) / min(len(runs_of[a]), len(runs_of[b]))
+            if majority.get(a) == majority.get(b) and shared <= CO_OCCURRENCE:
+                parent[root(b)] = root(a)
+    truth = [r[0] for r in rows]
+    return {
+        "forms": adjusted_rand_score(truth, [form_label.get(r[2], "?") for r in rows]),
+        "tactics": adjusted_rand_score(truth, [majority.get(r[1], "?") for r in rows]),
+        "alternatives": adjusted_rand_score(truth, [root(r[1]) if r[1] in parent else r[1] for r in rows]),
+    }
+
+
 def _truth_consensus(con: duckdb.DuckDBPyConnection, task_id: str) -> tuple[str | None, list[str]]:
     strategies = con.execute(
         """
@@ -170,6 +227,8 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
             "SELECT count(*) FILTER (WHERE correct), count(*) FROM runs WHERE task_id = ?", [task_id]
         ).fetchone() or (0, 0)
     majority = score.pop("majority")
+    with store.reader() as con:
+        ceilings = _ceilings(con, result.mining_id)
     mined_plan = collapse([majority.get(t, "?") for t in result.consensus])
     return {
         "family": family,
@@ -179,6 +238,7 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
         "distinct_steps": result.n_distinct,
         "tactics": len(result.tactics),
         **score,
+        "ari_ceilings": ceilings,
         "consensus_mined": mined_plan,
         "consensus_truth": truth_plan,
         "dominant_strategy": dominant,
@@ -229,6 +289,10 @@ def main() -> None:
             f"{r['v_measure']:>6.3f} {r['outlier_share']:>6.1%} {r['ids_kept_after_new_runs']:>8.1%} "
             f"{'equal' if r['consensus_equal'] else 'differs'}"
         )
+    print("\nARI ceilings (perfect joining of: normalized forms / mined tactics / only alternatives)")
+    for r in rows:
+        c = r["ari_ceilings"]
+        print(f"  {r['family']:<18} {c['forms']:.3f} / {c['tactics']:.3f} / {c['alternatives']:.3f}")
     for r in rows:
         print(f"\n{r['family']} (dominant sound strategy: {r['dominant_strategy']})")
         print("  mined:", " → ".join(r["consensus_mined"]))
