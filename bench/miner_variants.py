@@ -151,6 +151,10 @@ def load(store: Store, task: str) -> Family:
 # -- variants: each maps a Family to a tactic index per step (-1 = rare) ---------------------
 
 
+def _collapse_ids(seq: Sequence[int]) -> list[int]:
+    return [t for i, t in enumerate(seq) if i == 0 or seq[i - 1] != t]
+
+
 def _dense(labels: Sequence[int]) -> list[int]:
     seen: dict[int, int] = {}
     return [-1 if x < 0 else seen.setdefault(x, len(seen)) for x in labels]
@@ -197,8 +201,8 @@ def substitution(f: Family, tau: float, max_shared: float) -> list[int]:
         if t >= 0:
             seqs[run].append(t)
     ctx = np.zeros((k, 2 * k + 2))  # left neighbours (k = run start), right neighbours (k = run end)
-    for seq in seqs.values():
-        seq = collapse(seq)
+    for raw in seqs.values():
+        seq = _collapse_ids(raw)
         for i, t in enumerate(seq):
             ctx[t, seq[i - 1] if i else k] += 1
             ctx[t, k + 1 + (seq[i + 1] if i + 1 < len(seq) else k)] += 1
@@ -230,6 +234,25 @@ def same_cell(f: Family, share: float) -> list[int]:
         (a, b) for c in cells.values() for a in c for b in c if a < b
     )
     pairs = [(a, b) for (a, b), n in together.items() if n >= 3 and n >= share * max(alone[a], alone[b])]
+    return _components(k, pairs, tactic)
+
+
+def nearest_members(f: Family, cut: float) -> list[int]:
+    """Tactics joined when any member form of one is within ``cut`` (cosine) of one of the other."""
+    tactic = baseline(f)
+    k = max(tactic) + 1
+    index = {h: i for i, h in enumerate(f.distinct)}
+    forms: list[set[int]] = [set() for _ in range(k)]
+    for h, t in zip(f.hashes, tactic, strict=True):
+        if t >= 0:
+            forms[t].add(index[h])
+    dist = 1 - f.vectors @ f.vectors.T
+    pairs = [
+        (a, b)
+        for a in range(k)
+        for b in range(a + 1, k)
+        if dist[np.ix_(sorted(forms[a]), sorted(forms[b]))].min() <= cut
+    ]
     return _components(k, pairs, tactic)
 
 
@@ -360,13 +383,13 @@ def score(f: Family, tactic: list[int], plan: Plan, quorum: float) -> dict[str, 
     truth = [label for label, _ in scored]
     mined = [str(t) if t >= 0 else "rare" for _, t in scored]
     label = _majority(f, tactic)
-    seqs: dict[str, list[int]] = defaultdict(list)
+    seqs: dict[str, list[str]] = defaultdict(list)
     for run, t in zip(f.run, tactic, strict=True):
         if t >= 0:
-            seqs[run].append(t)
+            seqs[run].append(str(t))
     winners = [collapse(seqs[r]) for r in sorted(seqs) if f.correct.get(r)]
     group = dominant_group(winners, 0.2)
-    mined_plan = collapse([label.get(t, "?") for t in plan([winners[i] for i in group], quorum)])
+    mined_plan = collapse([label.get(int(t), "?") for t in plan([winners[i] for i in group], quorum)])
     sound = Counter(s for r, (s, ok) in sorted(f.strategy.items()) if ok and s and f.correct[r])
     dominant = sound.most_common(1)[0][0] if sound else None
     truth_plan = plan(
@@ -401,6 +424,10 @@ VARIANTS: list[tuple[str, Callable[[Family], list[int]]]] = [
         for c in (0.25, 0.3, 0.4, 0.5)
     ],
     *[(f"same cell in >= {s} of both tactics' cells", lambda f, s=s: same_cell(f, s)) for s in (0.8, 0.9)],
+    *[
+        (f"nearest member forms within {c}", lambda f, c=c: nearest_members(f, c))
+        for c in (0.2, 0.22, 0.25, 0.3)
+    ],
     *[(f"oracle: same label, shared runs <= {s}", lambda f, s=s: oracle(f, s)) for s in (1.0, 0.5, 0.2, 0.0)],
 ]
 PLANS: list[tuple[str, Plan, float]] = [
