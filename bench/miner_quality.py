@@ -16,9 +16,10 @@ while developing the miner, mine the task (all-MiniLM-L6-v2 by default), and sco
   and only tactics that rarely share a run (<= 20% co-occurrence) joined when their majority
   labels agree (the best any method that joins *alternatives* can do: substitution across
   runs, alignment columns).
-* consensus: the mined consensus plan, each tactic read as the ground-truth label most of
-  its steps carry (repeats collapsed), against the same plan-building function applied to
-  the ground-truth sequences of the dominant sound strategy's successful runs.
+* consensus (equal, and the edits between the two plans): the mined consensus plan, each
+  tactic read as the ground-truth label most of its steps carry (repeats collapsed), against
+  the same plan-building function applied to the ground-truth sequences of the dominant
+  sound strategy's successful runs.
 
     python bench/miner_quality.py                 # 60 runs per family
     python bench/miner_quality.py --quick         # 20 runs per family, hashing embedder
@@ -151,6 +152,16 @@ def _ceilings(con: duckdb.DuckDBPyConnection, mining_id: str) -> dict[str, float
     }
 
 
+def _edit_distance(a: list[str], b: list[str]) -> int:
+    """Steps inserted, deleted or replaced to turn plan ``a`` into plan ``b`` (Levenshtein)."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, start=1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
 def _truth_consensus(con: duckdb.DuckDBPyConnection, task_id: str) -> tuple[str | None, list[str]]:
     strategies = con.execute(
         """
@@ -243,6 +254,7 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
         "consensus_truth": truth_plan,
         "dominant_strategy": dominant,
         "consensus_equal": mined_plan == truth_plan,
+        "consensus_edits": _edit_distance(mined_plan, truth_plan),
         "runs_first_mining": first.n_runs,
         "ids_kept_after_new_runs": float(kept[0]) if kept and kept[0] is not None else None,
         "record_s": record_s,
@@ -280,14 +292,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rlmine-miner-quality-") as tmp:
         for family in FAMILIES:
             rows.append(run_family(family, Path(tmp), args))
-    header = f"{'family':<18} {'runs':>5} {'steps':>6} {'tactics':>7} {'ARI':>6} {'V':>6} {'rare':>6} {'ids kept':>8} consensus"
+    header = f"{'family':<18} {'runs':>5} {'steps':>6} {'tactics':>7} {'ARI':>6} {'V':>6} {'rare':>6} {'ids kept':>8} consensus (edits)"
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
             f"{r['family']:<18} {r['runs']:>5} {r['steps']:>6} {r['tactics']:>7} {r['ari']:>6.3f} "
             f"{r['v_measure']:>6.3f} {r['outlier_share']:>6.1%} {r['ids_kept_after_new_runs']:>8.1%} "
-            f"{'equal' if r['consensus_equal'] else 'differs'}"
+            f"{'equal' if r['consensus_equal'] else 'differs'} ({r['consensus_edits']})"
         )
     print("\nARI ceilings (perfect joining of: normalized forms / mined tactics / only alternatives)")
     for r in rows:
