@@ -10,9 +10,16 @@ while developing the miner, mine the task (all-MiniLM-L6-v2 by default), and sco
 * repeatability: after the first mining, 12 more runs (another seed) are recorded and the task
   mined again; the share of the first mining's steps whose tactic id is unchanged (goal >= 90%).
   The scores above are of this second mining.
-* consensus: the mined consensus plan, each tactic read as the ground-truth label most of
-  its steps carry (repeats collapsed), against the same plan-building function applied to
-  the ground-truth sequences of the dominant sound strategy's successful runs.
+* ceilings (decision 0020): the ARI a perfect joiner would reach from three starting points:
+  every distinct normalized form relabelled by its majority label (any miner that gives one
+  form one tactic); every mined tactic relabelled so (the best joining of these tactics);
+  and only tactics that rarely share a run (<= 20% co-occurrence) joined when their majority
+  labels agree (the best any method that joins *alternatives* can do: substitution across
+  runs, alignment columns).
+* consensus (equal, and the edits between the two plans): the mined consensus plan, each
+  tactic read as the ground-truth label most of its steps carry (repeats collapsed), against
+  the same plan-building function applied to the ground-truth sequences of the dominant
+  sound strategy's successful runs.
 
     python bench/miner_quality.py                 # 60 runs per family
     python bench/miner_quality.py --quick         # 20 runs per family, hashing embedder
@@ -94,6 +101,67 @@ def _score(con: duckdb.DuckDBPyConnection, mining_id: str) -> dict[str, Any]:
     }
 
 
+CO_OCCURRENCE = 0.2  # "alternatives": tactics sharing at most this share of the smaller one's runs
+
+
+def _ceilings(con: duckdb.DuckDBPyConnection, mining_id: str) -> dict[str, float]:
+    """ARI of oracle joinings (module doc): how far joining mined units could go."""
+    rows = con.execute(
+        """
+        SELECT l.tactic, coalesce(s.tactic_id, 'rare'), s.hash
+        FROM step_labels l
+        JOIN steps s ON s.run_id = l.run_id AND s.iteration = l.iteration
+                    AND l.line_start BETWEEN s.line_start AND s.line_end
+        WHERE s.mining_id = ?
+        ORDER BY l.run_id, l.iteration, l.line_start
+        """,
+        [mining_id],
+    ).fetchall()
+    runs_of: dict[str, set[str]] = {}
+    for run, tactic in con.execute(
+        "SELECT DISTINCT run_id, tactic_id FROM steps WHERE mining_id = ? AND tactic_id IS NOT NULL",
+        [mining_id],
+    ).fetchall():
+        runs_of.setdefault(tactic, set()).add(run)
+    # Majorities over the scored rows (first line of each labelled range): the best relabelling.
+    form_votes: dict[str, Counter[str]] = {}
+    tactic_votes: dict[str, Counter[str]] = {}
+    for label, tactic, h in rows:
+        form_votes.setdefault(h, Counter())[label] += 1
+        tactic_votes.setdefault(tactic, Counter())[label] += 1
+    form_label = {h: c.most_common(1)[0][0] for h, c in form_votes.items()}
+    majority = {t: c.most_common(1)[0][0] for t, c in tactic_votes.items()}
+    parent = {t: t for t in runs_of}
+
+    def root(t: str) -> str:
+        while parent[t] != t:
+            t = parent[t]
+        return t
+
+    names = sorted(runs_of)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            shared = len(runs_of[a] & runs_of[b]) / min(len(runs_of[a]), len(runs_of[b]))
+            if majority.get(a) == majority.get(b) and shared <= CO_OCCURRENCE:
+                parent[root(b)] = root(a)
+    truth = [r[0] for r in rows]
+    return {
+        "forms": adjusted_rand_score(truth, [form_label.get(r[2], "?") for r in rows]),
+        "tactics": adjusted_rand_score(truth, [majority.get(r[1], "?") for r in rows]),
+        "alternatives": adjusted_rand_score(truth, [root(r[1]) if r[1] in parent else r[1] for r in rows]),
+    }
+
+
+def _edit_distance(a: list[str], b: list[str]) -> int:
+    """Steps inserted, deleted or replaced to turn plan ``a`` into plan ``b`` (Levenshtein)."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, start=1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
 def _truth_consensus(con: duckdb.DuckDBPyConnection, task_id: str) -> tuple[str | None, list[str]]:
     strategies = con.execute(
         """
@@ -168,6 +236,8 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
             "SELECT count(*) FILTER (WHERE correct), count(*) FROM runs WHERE task_id = ?", [task_id]
         ).fetchone() or (0, 0)
     majority = score.pop("majority")
+    with store.reader() as con:
+        ceilings = _ceilings(con, result.mining_id)
     mined_plan = collapse([majority.get(t, "?") for t in result.consensus])
     return {
         "family": family,
@@ -177,10 +247,12 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
         "distinct_steps": result.n_distinct,
         "tactics": len(result.tactics),
         **score,
+        "ari_ceilings": ceilings,
         "consensus_mined": mined_plan,
         "consensus_truth": truth_plan,
         "dominant_strategy": dominant,
         "consensus_equal": mined_plan == truth_plan,
+        "consensus_edits": _edit_distance(mined_plan, truth_plan),
         "runs_first_mining": first.n_runs,
         "ids_kept_after_new_runs": float(kept[0]) if kept and kept[0] is not None else None,
         "record_s": record_s,
@@ -218,15 +290,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rlmine-miner-quality-") as tmp:
         for family in FAMILIES:
             rows.append(run_family(family, Path(tmp), args))
-    header = f"{'family':<18} {'runs':>5} {'steps':>6} {'tactics':>7} {'ARI':>6} {'V':>6} {'rare':>6} {'ids kept':>8} consensus"
+    header = f"{'family':<18} {'runs':>5} {'steps':>6} {'tactics':>7} {'ARI':>6} {'V':>6} {'rare':>6} {'ids kept':>8} consensus (edits)"
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
             f"{r['family']:<18} {r['runs']:>5} {r['steps']:>6} {r['tactics']:>7} {r['ari']:>6.3f} "
             f"{r['v_measure']:>6.3f} {r['outlier_share']:>6.1%} {r['ids_kept_after_new_runs']:>8.1%} "
-            f"{'equal' if r['consensus_equal'] else 'differs'}"
+            f"{'equal' if r['consensus_equal'] else 'differs'} ({r['consensus_edits']})"
         )
+    print("\nARI ceilings (perfect joining of: normalized forms / mined tactics / only alternatives)")
+    for r in rows:
+        c = r["ari_ceilings"]
+        print(f"  {r['family']:<18} {c['forms']:.3f} / {c['tactics']:.3f} / {c['alternatives']:.3f}")
     for r in rows:
         print(f"\n{r['family']} (dominant sound strategy: {r['dominant_strategy']})")
         print("  mined:", " → ".join(r["consensus_mined"]))
