@@ -161,7 +161,7 @@ def _schema_version(con: duckdb.DuckDBPyConnection) -> int:
 
 def load_page(db: Path, page: str, args: tuple[Any, ...] = ()) -> PageData:
     """Run ``page``'s loader (a key of :data:`LOADERS`) under one read-only connection (uncached)."""
-    from rlmine.store import Store
+    from rlmine.store import Store  # the face's own class: a top-level import would be circular
 
     loader = LOADERS[page]
     if not db.is_file():
