@@ -72,14 +72,38 @@ def test_sandboxes_share_one_template_that_reaps_every_worker() -> None:
     for box in boxes:
         box.start()
     template = template_pid()
+    server = forkserver.running_server()
+    assert server is not None
+    # As root, workers fork from the template's one child whose root is the view (decision 0014).
+    parent = server.view_template_pid if os.geteuid() == 0 else template
+    assert parent is not None
     workers = [box.worker_info["pid"] for box in boxes]
     assert all(box.isolation["start"] == "forkserver" for box in boxes)
-    assert sorted(children(template)) == sorted(workers)
+    assert sorted(children(parent)) == sorted(workers)
+    if parent != template:
+        assert children(template) == [parent]
     assert [box.execute("print(7 * 6)").stdout for box in boxes] == ["42\n"] * 3
     for box in boxes:
         box.shutdown()
-    assert eventually(lambda: children(template) == [])  # killed and reaped: no zombies left
-    assert alive(template)
+    assert eventually(lambda: children(parent) == [])  # killed and reaped: no zombies left
+    assert alive(template) and alive(parent)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the template view needs root")
+def test_workers_copy_the_template_view_and_mount_only_their_own_pieces(tmp_path: Path) -> None:
+    context = tmp_path / "ctx.txt"
+    context.write_text("the context")
+    code = "print(len(context), sorted(line.split()[4] for line in open('/proc/self/mountinfo')))"
+    with SubprocessSandbox(SandboxConfig(context_path=str(context))) as box:
+        out = box.execute(code).stdout
+        server = forkserver.running_server()
+        assert server is not None and server.view_template_pid is not None
+        assert not list(Path("/tmp").glob("rlmine-view-*"))  # its mount point left no litter
+    length, mounts = out.split(" ", 1)
+    assert length == "11" and box.isolation["view"].startswith("private")
+    assert str(tmp_path) not in mounts  # the context was read through an fd, never bound
+    for own in ("/tmp", "/dev/shm", "/proc", "/proc/sys", os.path.realpath(box.workdir or "")):
+        assert f"'{own}'" in mounts
 
 
 @pytest.mark.parametrize("namespaces", ["auto", "off"])

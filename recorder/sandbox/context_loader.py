@@ -87,7 +87,8 @@ def context_bytes(path: str) -> int:
     return total
 
 
-def load_context(path: str, context_format: str) -> Any:
+def load_context(path: str, context_format: str, name: str | None = None) -> Any:
+    """Load ``path`` in ``context_format``; errors call it ``name`` (default: ``path``)."""
     kind = resolve_format(path, context_format)
     try:
         if kind == "directory":
@@ -99,7 +100,8 @@ def load_context(path: str, context_format: str) -> Any:
             return _load_jsonl(path)
         return read_text(path)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ContextLoadError(f"cannot load {path} as {kind}: {type(exc).__name__}: {exc}") from None
+        shown = f"{type(exc).__name__}: {exc}".replace(path, name or path)
+        raise ContextLoadError(f"cannot load {name or path} as {kind}: {shown}") from None
 
 
 def _load_jsonl(path: str) -> list[Any]:

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 SHARE_MIN_BYTES = 16 << 20
 LINGER_S = 10.0
 
-Key = tuple[str, str, tuple[int, ...]]  # (real path, format, file_key)
+Key = tuple[str, str, tuple[int, ...], bool]  # (real path, format, file_key, in the view)
 
 
 @dataclass(eq=False)
@@ -68,10 +68,10 @@ class _Registry:
                 entry.timer = None
         with entry.loading:  # one load per key; the other sandboxes wait for it
             if entry.server is None and entry.error is None:
-                path, context_format, identity = key
+                path, context_format, identity, view = key
                 try:
                     entry.server = main.start_context_template(
-                        path, context_format, list(identity), timeout_s
+                        path, context_format, list(identity), timeout_s, view
                     )
                 except ForkServerError as exc:
                     entry.error = str(exc)
@@ -136,8 +136,9 @@ def _install_fork_hook() -> None:
             _fork_hook_installed = True
 
 
-def share_key(path: str | None, context_format: str) -> Key | None:
-    """The key to share this context under, or None when it is not worth sharing."""
+def share_key(path: str | None, context_format: str, view: bool = False) -> Key | None:
+    """The key to share this context under, or None when it is not worth sharing. ``view``:
+    the template enters the view after loading (its workers are forked inside it)."""
     if not path:
         return None
     try:
@@ -149,14 +150,14 @@ def share_key(path: str | None, context_format: str) -> Key | None:
     if identity[2] < SHARE_MIN_BYTES:
         return None
     # The format as the worker would resolve it (by the name it was given); the file by its real path.
-    return os.path.realpath(path), resolve_format(path, context_format), identity
+    return os.path.realpath(path), resolve_format(path, context_format), identity, view
 
 
 class ContextShare:
     """One sandbox's lease on the context template of its context, renewed at each start."""
 
-    def __init__(self, path: str | None, context_format: str, timeout_s: float) -> None:
-        self._path, self._format, self._timeout_s = path, context_format, timeout_s
+    def __init__(self, path: str | None, context_format: str, timeout_s: float, view: bool = False) -> None:
+        self._path, self._format, self._timeout_s, self._view = path, context_format, timeout_s, view
         self._lease: tuple[Key, _Entry] | None = None
 
     @property
@@ -165,7 +166,7 @@ class ContextShare:
 
     def template_for(self, main: ForkServer) -> ForkServer | None:
         """The context template to fork the next worker from; None: the main template."""
-        key = share_key(self._path, self._format)
+        key = share_key(self._path, self._format, self._view)
         if self._lease is not None:
             held_key, entry = self._lease
             if held_key == key and entry.server is not None and entry.server.alive:

@@ -36,7 +36,13 @@ from recorder.sandbox.base import ErrorKind, ExecutionResult, LLMHandler, Sandbo
 from recorder.sandbox.cgroup import PidsCgroup
 from recorder.sandbox.context_share import ContextShare
 from recorder.sandbox.protocol import ProtocolError, write_frame
-from recorder.sandbox.worker_process import WorkerProcess, describe_exit, start_worker, worker_environment
+from recorder.sandbox.worker_process import (
+    WorkerProcess,
+    describe_exit,
+    start_worker,
+    wants_template_view,
+    worker_environment,
+)
 from rlmine.errors import UserError
 
 HARD_GRACE_S = 2.0  # after the soft timeout, before the worker is killed
@@ -124,7 +130,10 @@ class SubprocessSandbox:
             self._res.owns_workdir = True
         self._res.cgroup = PidsCgroup.create(self._config.max_processes)
         if self._config.share_context and self._config.start_method == "forkserver":
-            self._res.share = ContextShare(path, self._config.context_format, self._config.start_timeout_s)
+            in_view = wants_template_view(self._config.view, self._config.namespaces)
+            self._res.share = ContextShare(
+                path, self._config.context_format, self._config.start_timeout_s, in_view
+            )
         self._started = True
         self._spawn()
 
