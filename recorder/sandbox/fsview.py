@@ -1,22 +1,28 @@
-"""The worker's private view of the filesystem (runs inside the worker, standard library only).
+"""The worker's private view of the filesystem (runs in the sandbox's processes, standard library only).
 
-Built in the worker's own mount namespace (see :mod:`recorder.sandbox.isolation`), the way
-bubblewrap builds one, but in the forked worker itself so the fork server keeps its start
-cost (decision 0011). The new root is a tmpfs holding only:
+Built the way bubblewrap builds one, but without exec, so the fork server keeps its start cost
+(decisions 0011, 0014). The root is a tmpfs holding only:
 
 * read-only binds of what Python needs: ``/usr`` (with the ``/bin``, ``/lib``… symlinks of
   a merged-usr system, or binds where they are real directories), ``/etc/ld.so.cache`` and
   ``/etc/localtime``, the interpreter's prefixes and every ``site-packages`` on ``sys.path``;
-* the context file or directory, read-only;
-* the scratch folder (the worker's cwd, ``HOME`` and ``TMPDIR``): a fresh tmpfs capped at
-  ``scratch_mb``, owned by the worker's uid, gone when the worker ends;
-* its own small ``/tmp`` and ``/dev/shm`` (tmpfs, ``tmp_mb`` each), a ``/dev`` with only
-  null, zero, full, random and urandom, and a fresh ``/proc`` whose ``/proc/sys`` is read-only.
+* a read-only ``/dev`` with only null, zero, full, random and urandom;
+* per worker: the scratch folder (the worker's cwd, ``HOME`` and ``TMPDIR``): a fresh tmpfs
+  capped at ``scratch_mb``, owned by the worker's uid, gone when the worker ends; its own
+  small ``/tmp`` and ``/dev/shm`` (tmpfs, ``tmp_mb`` each) and a fresh ``/proc`` whose
+  ``/proc/sys`` is read-only.
+
+Two ways to get there. As root, a child template of the fork server builds the shared part
+once (:func:`build_skeleton`), pivots into it and detaches the host's tree
+(:func:`enter_template_view`); each worker it forks copies that namespace and mounts only its
+own pieces (:func:`finish_template_view`). Otherwise (a user namespace, a spawned worker) the
+worker builds the whole view on its scratch folder's path, with the context bound read-only,
+and pivots itself (:func:`build_view`); flags the kernel locks in a user namespace (nosuid,
+atime...) are carried over on remount.
 
 Everything else — other users' files, the recorder's files and sockets, ``/sys`` (cgroup
-files included), the host's ``/dev/shm`` — does not exist in the view. The root itself is
-remounted read-only after ``pivot_root``. Works as root and inside a user namespace (mount
-flags the kernel locks there, such as nosuid or atime, are carried over on remount).
+files included), the host's ``/dev/shm`` — does not exist in the view, whose root is
+read-only.
 """
 
 from __future__ import annotations
