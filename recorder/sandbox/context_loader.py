@@ -132,7 +132,7 @@ def read_text(path: str) -> str:
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size >= text_reader.CHUNK and text_reader.in_place_supported():
-            text, ascii_prefix = text_reader.read_ascii(handle, size)
-            return text if text is not None else text_reader.read_utf8(handle, ascii_prefix)
+            text, ascii_prefix, partial = text_reader.read_ascii(handle, size)
+            return text if text is not None else text_reader.read_utf8(handle, ascii_prefix, partial)
     with open(path, encoding="utf-8", errors="replace") as handle:
         return handle.read()
