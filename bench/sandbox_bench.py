@@ -45,8 +45,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recorder.sandbox import SandboxConfig, SubprocessSandbox, context_share, forkserver
+from recorder.sandbox import SandboxConfig, SubprocessSandbox
 from recorder.sandbox.base import StartMethod
+from recorder.sandbox.host import context_share, forkserver
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sandbox_bench.json"
 

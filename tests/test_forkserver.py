@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from recorder.sandbox import SandboxConfig, SubprocessSandbox, forkserver
+from recorder.sandbox import SandboxConfig, SubprocessSandbox
 from recorder.sandbox.base import START_METHOD_ENV
-from recorder.sandbox.cgroup import PidsCgroup
+from recorder.sandbox.host import forkserver
+from recorder.sandbox.host.cgroup import PidsCgroup
 from rlmine.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -207,7 +208,8 @@ def test_a_hard_timeout_kills_what_the_worker_started(
 
 _HOST_SCRIPT = """
 import os, sys, time
-from recorder.sandbox import SubprocessSandbox, SandboxConfig, forkserver
+from recorder.sandbox import SubprocessSandbox, SandboxConfig
+from recorder.sandbox.host import forkserver
 box = SubprocessSandbox(SandboxConfig())
 box.start()
 print(forkserver.running_server().pid, box.worker_info["pid"], flush=True)

@@ -20,8 +20,8 @@ import pytest
 
 from recorder.sandbox import ExecutionResult, Sandbox, SandboxConfig, SandboxError, SubprocessSandbox
 from recorder.sandbox.base import StartMethod
-from recorder.sandbox.capture import CappedWriter
-from recorder.sandbox.context_loader import read_text
+from recorder.sandbox.worker.capture import CappedWriter
+from recorder.sandbox.worker.context_loader import read_text
 from rlmine.errors import UserError
 
 
@@ -248,7 +248,7 @@ def test_a_utf8_context_never_holds_two_copies(tmp_path: os.PathLike[str]) -> No
     with open(path, "wb") as handle:
         handle.write(b"0123456789abcdef" * (3 << 20) + "caf\u00e9\n".encode())
     code = (
-        "import sys\nfrom recorder.sandbox.context_loader import read_text\n"
+        "import sys\nfrom recorder.sandbox.worker.context_loader import read_text\n"
         "def mb(key):\n    for line in open('/proc/self/status'):\n"
         "        if line.startswith(key): return int(line.split()[1]) / 1024\n"
         "base = mb('VmRSS')\ntext = read_text(sys.argv[1])\n"
@@ -492,3 +492,27 @@ def test_invalid_config_is_a_user_error() -> None:
         SubprocessSandbox(SandboxConfig(cell_timeout_s=0))
     with pytest.raises(UserError, match="context format"):
         SubprocessSandbox(SandboxConfig(context_format="xml"))  # type: ignore[arg-type]
+
+
+def test_worker_side_code_imports_only_the_standard_library_and_its_own_side() -> None:
+    """recorder/sandbox/worker/ runs in the sandbox's processes: it may not reach host code."""
+    import ast
+
+    sandbox_dir = Path(__file__).resolve().parent.parent / "recorder" / "sandbox"
+    shared = ("recorder.sandbox.worker", "recorder.sandbox.protocol", "recorder.sandbox.contexts")
+    modules = [
+        *sorted((sandbox_dir / "worker").glob("*.py")),
+        sandbox_dir / "protocol.py",
+        sandbox_dir / "contexts.py",
+    ]
+    offending = []
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "__future__" and not name.startswith(shared):
+                    offending.append(f"{module.name}: {name}")
+    assert len(modules) >= 13 and offending == []

@@ -13,10 +13,10 @@ user-controlled runs before these steps, so the effect is the same. In order:
    user namespace mapping its own uid. A PID namespace only applies to children, so the
    worker forks once: the parent waits and relays the exit status, the child carries on
    as the worker, and then builds its private filesystem view
-   (:mod:`recorder.sandbox.fsview`, with a fresh ``/proc``);
+   (:mod:`recorder.sandbox.worker.fsview`, with a fresh ``/proc``);
 3. rlimits: file size, no core files, and — when not root — the number of processes of
    the uid (root is exempt from RLIMIT_NPROC in the kernel, hence the cgroup and the
-   in-process guards of :mod:`recorder.sandbox.guards`);
+   in-process guards of :mod:`recorder.sandbox.worker.guards`);
 4. after the context is loaded, the address-space limit (sized to fit the context);
 5. ``PR_SET_NO_NEW_PRIVS``, dropping every capability including the bounding set and, when
    started as root inside the private view, becoming uid/gid 65534 (nobody) with no

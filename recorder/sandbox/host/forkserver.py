@@ -1,8 +1,8 @@
 """The host side of the fork server: one template process per host, forking sandbox workers.
 
-Starting a worker the plain way (``python worker.py``) costs ~50 ms of CPU, most of it
+Starting a worker the plain way (``python worker/main.py``) costs ~50 ms of CPU, most of it
 imports; 32 sandboxes starting at once on two cores take a second. The template
-(:mod:`recorder.sandbox.zygote`) pays that once and forks a worker per request in about a
+(:mod:`recorder.sandbox.worker.template`) pays that once and forks a worker per request in about a
 millisecond; each child then confines itself exactly as a spawned worker does.
 
 * One template per host process, started lazily by the first sandbox that asks for one
@@ -41,7 +41,7 @@ from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
-WORKER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+WORKER_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "worker", "main.py")
 MAX_MESSAGE_BYTES = 1 << 17  # as zygote.MAX_MESSAGE_BYTES (not imported: the zygote is worker-side)
 LAUNCH_TIMEOUT_S = 20.0
 REQUEST_TIMEOUT_S = 20.0  # a template that does not answer by then is wedged: it is killed
@@ -57,7 +57,7 @@ class ForkServer:
     """A running template process and the host's end of its socket.
 
     The per-host template has a ``proc`` (the host's child) and a log; a context template
-    (see :mod:`recorder.sandbox.context_share`) is the template's child instead: it has a
+    (see :mod:`recorder.sandbox.host.context_share`) is the template's child instead: it has a
     ``parent``, which kills it when it must go, and it is reaped there.
     """
 

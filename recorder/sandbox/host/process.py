@@ -3,9 +3,9 @@
 Two ways to start one, with the same result:
 
 * *forkserver* (the default on Linux): forked by the per-host template process of
-  :mod:`recorder.sandbox.forkserver`, which has the worker's modules imported already
+  :mod:`recorder.sandbox.host.forkserver`, which has the worker's modules imported already
   (~1 ms instead of ~50 ms of CPU). Killed and reaped through the template.
-* *spawn*: ``python -s -P worker.py SETTINGS`` (no user site-packages, no script directory
+* *spawn*: ``python -s -P worker/main.py SETTINGS`` (no user site-packages, no script directory
   on ``sys.path``), the host's own child. The fallback when the template cannot start, off
   Linux, or when ``extra_env`` sets variables that only a new interpreter reads
   (``PYTHONPATH``, ``LD_PRELOAD``, ``MALLOC_*``, locale, ...).
@@ -30,8 +30,8 @@ import tempfile
 from typing import IO, Any, Protocol
 
 from recorder.sandbox.base import SandboxError
-from recorder.sandbox.context_share import ContextShare
-from recorder.sandbox.forkserver import WORKER_PATH, ForkServerError, fork_worker
+from recorder.sandbox.host.context_share import ContextShare
+from recorder.sandbox.host.forkserver import WORKER_PATH, ForkServerError, fork_worker
 from recorder.sandbox.protocol import FrameReader, result_frame_cap
 
 # Keep native libraries single-threaded (32 sandboxes on a few cores) and malloc arenas few
@@ -114,7 +114,7 @@ class WorkerProcess:
 
     @classmethod
     def spawn(cls, settings: dict[str, Any], workdir: str, env: dict[str, str]) -> WorkerProcess:
-        """Start ``worker.py`` in its own session; ``settings`` gain the pipe fds."""
+        """Start ``worker/main.py`` in its own session; ``settings`` gain the pipe fds."""
         cmd_r, cmd_w = os.pipe()
         res_r, res_w = os.pipe()
         log = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the WorkerProcess, closed by kill()

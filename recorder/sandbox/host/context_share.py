@@ -2,13 +2,13 @@
 
 Thirty-two runs over the same 1 GB file would otherwise load it 32 times (32 GB, and a
 second of CPU each). Instead, the first sandbox that needs it asks the fork-server template
-for a *context template* (:mod:`recorder.sandbox.zygote`): a template process that loads the
+for a *context template* (:mod:`recorder.sandbox.worker.template`): a template process that loads the
 file once; every worker forked from it starts with the context already in memory, its pages
 shared copy-on-write (the GC is frozen there, so untouched objects stay shared).
 
 * Only regular files of at least ``SHARE_MIN_BYTES`` are shared: smaller ones load in
   milliseconds, and a template per small context would cost more than it saves.
-* Identity is :func:`~recorder.sandbox.context_loader.file_key` — device, inode, size,
+* Identity is :func:`~recorder.sandbox.contexts.file_key` — device, inode, size,
   mtime and ctime (ns) — taken at each worker start: a file that changed gets a new
   template, so a restarted worker sees the file as it is now, as a spawned one would. The
   context template checks the key again before and after loading. (No content hash: it
@@ -30,8 +30,8 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from recorder.sandbox.context_loader import file_key, resolve_format
-from recorder.sandbox.forkserver import ForkServer, ForkServerError
+from recorder.sandbox.contexts import file_key, resolve_format
+from recorder.sandbox.host.forkserver import ForkServer, ForkServerError
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,14 @@
 """The fork-server template ("zygote"): a process that forks ready-to-confine workers.
 
-Started once per host process by :mod:`recorder.sandbox.forkserver` as
-``python -s -P worker.py --fork-server FD``, with the worker's base environment (no host
+Started once per host process by :mod:`recorder.sandbox.host.forkserver` as
+``python -s -P worker/main.py --fork-server FD``, with the worker's base environment (no host
 secrets), ``/`` as cwd, in its own session. It imports every worker-side module up front,
 freezes the GC (so children do not dirty the shared pages) and then serves one
 ``SOCK_SEQPACKET`` Unix socket, single-threaded:
 
 * ``fork`` {settings, env, workdir} with four fds (SCM_RIGHTS): the worker's command-pipe
   read end, result-pipe write end, log file and an *exit-status pipe* write end. The
-  template forks; the child (:mod:`recorder.sandbox.forked_child`) becomes exactly what a
+  template forks; the child (:mod:`recorder.sandbox.worker.forked_child`) becomes exactly what a
   spawned worker is before ``serve`` and runs the same ``serve`` — confinement, context
   load and privilege drop all happen in the child, as in a spawned worker. Reply:
   ``forked`` {pid}.
@@ -48,8 +48,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from recorder.sandbox import forked_child, fsview, isolation
-from recorder.sandbox.context_loader import ContextLoadError, SharedContext, load_shared
+from recorder.sandbox.worker import forked_child, fsview, isolation
+from recorder.sandbox.worker.context_loader import ContextLoadError, SharedContext, load_shared
 
 MAX_MESSAGE_BYTES = 1 << 17
 FORK_FDS = 4  # cmd read end, result write end, log, exit-status write end

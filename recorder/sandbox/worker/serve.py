@@ -19,16 +19,16 @@ import sys
 import time
 from typing import Any
 
-from recorder.sandbox import fsview, guards, isolation
-from recorder.sandbox.context_loader import (
+from recorder.sandbox.contexts import resolve_format
+from recorder.sandbox.protocol import write_frame
+from recorder.sandbox.worker import fsview, guards, isolation
+from recorder.sandbox.worker.context_loader import (
     ContextLoadError,
     SharedContext,
     context_bytes,
     load_context,
-    resolve_format,
 )
-from recorder.sandbox.protocol import write_frame
-from recorder.sandbox.runtime import CellRunner, CellTimer, LLMBridge, serve_forever
+from recorder.sandbox.worker.runtime import CellRunner, CellTimer, LLMBridge, serve_forever
 
 
 def _confine(settings: dict[str, Any], fds: tuple[int, int]) -> dict[str, str]:
@@ -74,7 +74,7 @@ def _worker_ids(namespaces: list[str]) -> tuple[int, int]:
 
 
 def _enter_view(settings: dict[str, Any], namespaces: list[str]) -> str:
-    """Build the private filesystem view (:mod:`recorder.sandbox.fsview`) when asked and possible."""
+    """Build the private filesystem view (:mod:`recorder.sandbox.worker.fsview`) when asked and possible."""
     if "pidns" not in namespaces:
         return "host (no mount and PID namespaces here)"
     uid, gid = _worker_ids(namespaces)
@@ -129,7 +129,7 @@ def serve(raw_settings: str | dict[str, Any], shared: SharedContext | None = Non
     """Confine, load the context, report ``ready``, then run cells; returns the exit status.
 
     ``raw_settings`` is the JSON argument of a spawned worker, or the decoded settings in a
-    worker forked by the fork-server template (:mod:`recorder.sandbox.zygote`). ``shared``
+    worker forked by the fork-server template (:mod:`recorder.sandbox.worker.template`). ``shared``
     is the context already loaded by a context template, in place of loading it here.
     """
     started = time.monotonic()

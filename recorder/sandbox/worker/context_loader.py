@@ -3,11 +3,11 @@
 Formats: "text" → str, "json" → the parsed value, "jsonl" → list of parsed lines, a
 directory → ``{relative_path: text}``; "auto" picks json/jsonl by extension, else text.
 
-Text files of 16 MB and more are read by :mod:`recorder.sandbox.text_reader`, which fills
+Text files of 16 MB and more are read by :mod:`recorder.sandbox.worker.text_reader`, which fills
 the string in place so that a 1 GB context does not need 2 GB at the peak.
 
 A large context file may instead be loaded once by a *context template* (see
-:mod:`recorder.sandbox.zygote`) and shared copy-on-write with the workers it forks: it is
+:mod:`recorder.sandbox.worker.template`) and shared copy-on-write with the workers it forks: it is
 keyed by :func:`file_key` (device, inode, size, mtime and ctime in ns), checked before and
 after loading, and handed to each worker as a :class:`SharedContext`.
 """
@@ -18,10 +18,8 @@ import json
 import os
 from typing import Any
 
-from recorder.sandbox import text_reader
-
-JSON_SUFFIXES = (".json",)
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
+from recorder.sandbox.contexts import file_key, resolve_format
+from recorder.sandbox.worker import text_reader
 
 
 class ContextLoadError(Exception):
@@ -44,12 +42,6 @@ class SharedContext:
         return value, self.size
 
 
-def file_key(path: str) -> list[int]:
-    """What identifies one version of a file: a changed file gets a new key."""
-    st = os.stat(path)
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-
 def load_shared(path: str, context_format: str, key: list[int]) -> SharedContext:
     """Load ``path`` for sharing, if it is still the version ``key`` names."""
     try:
@@ -61,19 +53,6 @@ def load_shared(path: str, context_format: str, key: list[int]) -> SharedContext
     except OSError as exc:
         raise ContextLoadError(f"cannot load {path}: {exc}") from None
     return shared
-
-
-def resolve_format(path: str, context_format: str) -> str:
-    if os.path.isdir(path):
-        return "directory"
-    if context_format != "auto":
-        return context_format
-    lower = path.lower()
-    if lower.endswith(JSON_SUFFIXES):
-        return "json"
-    if lower.endswith(JSONL_SUFFIXES):
-        return "jsonl"
-    return "text"
 
 
 def context_bytes(path: str) -> int:

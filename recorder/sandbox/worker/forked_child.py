@@ -6,7 +6,7 @@ template's socket detached, a session of its own, death with the template
 becomes either
 
 * a *worker*: stdio on /dev/null and its log, the scratch dir as cwd, the worker
-  environment, and the same :func:`~recorder.sandbox.serve.serve` a spawned worker runs —
+  environment, and the same :func:`~recorder.sandbox.worker.serve.serve` a spawned worker runs —
   so confinement, context load and privilege drop are unchanged; or
 * a *context template*: a template of its own (same loop) that loads one context file
   first, so the workers it forks share that context's pages copy-on-write.
@@ -20,11 +20,11 @@ import socket
 import sys
 from typing import Any
 
-from recorder.sandbox import isolation
-from recorder.sandbox.context_loader import SharedContext
-from recorder.sandbox.serve import serve
+from recorder.sandbox.worker import isolation
+from recorder.sandbox.worker.context_loader import SharedContext
+from recorder.sandbox.worker.serve import serve
 
-_WORKER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+_WORKER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "main.py")
 
 
 def close_all_but(keep: set[int]) -> None:

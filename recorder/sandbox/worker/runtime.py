@@ -27,7 +27,6 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from recorder.sandbox.capture import CappedWriter, clean_text
 from recorder.sandbox.protocol import (
     MAX_ANSWER_CHARS,
     MAX_ERROR_CHARS,
@@ -37,9 +36,10 @@ from recorder.sandbox.protocol import (
     write_encoded,
     write_frame,
 )
+from recorder.sandbox.worker.capture import CappedWriter, clean_text
 
 MAX_TRACEBACK_FRAMES = 8
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # recorder/sandbox
 
 
 class CellTimeout(BaseException):
