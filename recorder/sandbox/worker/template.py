@@ -242,7 +242,9 @@ def run_template(sock_fd: int, context_request: dict[str, Any] | None = None) ->
                 fsview.enter_template_view()
                 template.in_view = True
             except OSError as exc:
-                error = f"cannot enter the view: {exc}"
+                # A context template still shares its context: its workers build their own view.
+                if not context_request.get("path"):
+                    error = f"cannot enter the view: {exc}"
         if error is not None:
             template.reply({"op": "error", "message": error})
             return 2
