@@ -56,7 +56,7 @@ class RunObserver(Protocol):
 
 
 def default_sandbox_factory(config: SandboxConfig, handler: LLMHandler) -> Sandbox:
-    from recorder.sandbox.subprocess_sandbox import SubprocessSandbox
+    from recorder.sandbox.host.sandbox import SubprocessSandbox
 
     return SubprocessSandbox(config, handler)
 

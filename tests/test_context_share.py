@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from recorder.sandbox import SandboxConfig, SandboxError, SubprocessSandbox, context_share, forkserver
+from recorder.sandbox import SandboxConfig, SandboxError, SubprocessSandbox
 from recorder.sandbox.base import START_METHOD_ENV
+from recorder.sandbox.host import context_share, forkserver
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is Linux-only")
 SIZE = context_share.SHARE_MIN_BYTES + (1 << 20)

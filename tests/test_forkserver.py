@@ -13,13 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from recorder.sandbox import SandboxConfig, SubprocessSandbox, forkserver
+from recorder.sandbox import SandboxConfig, SubprocessSandbox
 from recorder.sandbox.base import START_METHOD_ENV
-from recorder.sandbox.cgroup import PidsCgroup
+from recorder.sandbox.host import forkserver
+from recorder.sandbox.host.cgroup import PidsCgroup
 from rlmine.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is Linux-only")
+# Where workers fork from a template whose root is the view (decision 0014).
+VIEW_TEMPLATE = os.geteuid() == 0 and not any(
+    p == "/tmp" or p.startswith("/tmp/") for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)
+)
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -72,14 +77,39 @@ def test_sandboxes_share_one_template_that_reaps_every_worker() -> None:
     for box in boxes:
         box.start()
     template = template_pid()
+    server = forkserver.running_server()
+    assert server is not None
+    # As root, workers fork from the template's one child whose root is the view (decision 0014),
+    # unless Python lies under /tmp (a checkout there): each worker then builds its own view.
+    parent = server.view_template_pid if VIEW_TEMPLATE else template
+    assert parent is not None
     workers = [box.worker_info["pid"] for box in boxes]
     assert all(box.isolation["start"] == "forkserver" for box in boxes)
-    assert sorted(children(template)) == sorted(workers)
+    assert sorted(children(parent)) == sorted(workers)
+    if parent != template:
+        assert children(template) == [parent]
     assert [box.execute("print(7 * 6)").stdout for box in boxes] == ["42\n"] * 3
     for box in boxes:
         box.shutdown()
-    assert eventually(lambda: children(template) == [])  # killed and reaped: no zombies left
-    assert alive(template)
+    assert eventually(lambda: children(parent) == [])  # killed and reaped: no zombies left
+    assert alive(template) and alive(parent)
+
+
+@pytest.mark.skipif(not VIEW_TEMPLATE, reason="the template view needs root and Python outside /tmp")
+def test_workers_copy_the_template_view_and_mount_only_their_own_pieces(tmp_path: Path) -> None:
+    context = tmp_path / "ctx.txt"
+    context.write_text("the context")
+    code = "print(len(context), sorted(line.split()[4] for line in open('/proc/self/mountinfo')))"
+    with SubprocessSandbox(SandboxConfig(context_path=str(context))) as box:
+        out = box.execute(code).stdout
+        server = forkserver.running_server()
+        assert server is not None and server.view_template_pid is not None
+        assert not list(Path("/tmp").glob("rlmine-view-*"))  # its mount point left no litter
+    length, mounts = out.split(" ", 1)
+    assert length == "11" and box.isolation["view"].startswith("private")
+    assert str(tmp_path) not in mounts  # the context was read through an fd, never bound
+    for own in ("/tmp", "/dev/shm", "/proc", "/proc/sys", os.path.realpath(box.workdir or "")):
+        assert f"'{own}'" in mounts
 
 
 @pytest.mark.parametrize("namespaces", ["auto", "off"])
@@ -183,7 +213,8 @@ def test_a_hard_timeout_kills_what_the_worker_started(
 
 _HOST_SCRIPT = """
 import os, sys, time
-from recorder.sandbox import SubprocessSandbox, SandboxConfig, forkserver
+from recorder.sandbox import SubprocessSandbox, SandboxConfig
+from recorder.sandbox.host import forkserver
 box = SubprocessSandbox(SandboxConfig())
 box.start()
 print(forkserver.running_server().pid, box.worker_info["pid"], flush=True)

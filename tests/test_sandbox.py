@@ -9,16 +9,19 @@ import json
 import os
 import resource
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from recorder.sandbox import ExecutionResult, Sandbox, SandboxConfig, SandboxError, SubprocessSandbox
 from recorder.sandbox.base import StartMethod
-from recorder.sandbox.capture import CappedWriter
-from recorder.sandbox.context_loader import read_text
+from recorder.sandbox.worker.capture import CappedWriter
+from recorder.sandbox.worker.context_loader import read_text
 from rlmine.errors import UserError
 
 
@@ -217,6 +220,47 @@ def test_large_text_is_filled_in_place_for_every_string_kind(tmp_path: os.PathLi
     expected = data.decode("utf-8", errors="replace")
     assert len(text) == len(expected) and text == expected and hash(text) == hash(expected)
     assert text[-12:] == expected[-12:] and (text + "!").endswith(expected[-3:] + "!")
+
+
+@pytest.mark.parametrize(
+    "tail",
+    ["caf\u00e9\n".encode(), "\u2615 mug\n".encode(), "\U0001f600 face\n".encode(), b"bad \xfe\xff byte"],
+    ids=["latin-1", "ucs2", "ucs4", "invalid"],
+)
+def test_an_ascii_prefix_is_copied_from_memory_not_read_again(
+    tmp_path: os.PathLike[str], tail: bytes
+) -> None:
+    # Two whole chunks of ASCII, then the first non-ASCII byte: pass 1's string holds the prefix.
+    data = b"0123456789abcdef" * (2 << 20) + tail
+    path = os.path.join(tmp_path, "mostly-ascii.txt")
+    with open(path, "wb") as handle:
+        handle.write(data)
+    text = read_text(path)
+    expected = data.decode("utf-8", errors="replace")
+    assert len(text) == len(expected) and text == expected and hash(text) == hash(expected)
+    assert text[(2 << 20) * 16 - 3 :] == expected[(2 << 20) * 16 - 3 :]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_a_utf8_context_never_holds_two_copies(tmp_path: os.PathLike[str]) -> None:
+    """48 MB of ASCII with one accented character at the end: the peak stays near one copy."""
+    path = os.path.join(tmp_path, "log.txt")
+    with open(path, "wb") as handle:
+        handle.write(b"0123456789abcdef" * (3 << 20) + "caf\u00e9\n".encode())
+    code = (
+        "import sys\nfrom recorder.sandbox.worker.context_loader import read_text\n"
+        "def mb(key):\n    for line in open('/proc/self/status'):\n"
+        "        if line.startswith(key): return int(line.split()[1]) / 1024\n"
+        "base = mb('VmRSS')\ntext = read_text(sys.argv[1])\n"
+        "print(len(text), mb('VmHWM') - base)"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code, path], capture_output=True, text=True, check=True, cwd=repo
+    )
+    length, peak_mb = out.stdout.split()
+    assert int(length) == 48 * (1 << 20) + 5
+    assert float(peak_mb) < 48 + 32  # the string, pass 1's 16 MB buffer and one chunk in flight
 
 
 # --- output capture -------------------------------------------------------------------------
@@ -448,3 +492,27 @@ def test_invalid_config_is_a_user_error() -> None:
         SubprocessSandbox(SandboxConfig(cell_timeout_s=0))
     with pytest.raises(UserError, match="context format"):
         SubprocessSandbox(SandboxConfig(context_format="xml"))  # type: ignore[arg-type]
+
+
+def test_worker_side_code_imports_only_the_standard_library_and_its_own_side() -> None:
+    """recorder/sandbox/worker/ runs in the sandbox's processes: it may not reach host code."""
+    import ast
+
+    sandbox_dir = Path(__file__).resolve().parent.parent / "recorder" / "sandbox"
+    shared = ("recorder.sandbox.worker", "recorder.sandbox.protocol", "recorder.sandbox.contexts")
+    modules = [
+        *sorted((sandbox_dir / "worker").glob("*.py")),
+        sandbox_dir / "protocol.py",
+        sandbox_dir / "contexts.py",
+    ]
+    offending = []
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "__future__" and not name.startswith(shared):
+                    offending.append(f"{module.name}: {name}")
+    assert len(modules) >= 13 and offending == []

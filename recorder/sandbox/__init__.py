@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from recorder.sandbox.base import ExecutionResult, LLMHandler, Sandbox, SandboxConfig, SandboxError
-    from recorder.sandbox.subprocess_sandbox import SubprocessSandbox
+    from recorder.sandbox.host.sandbox import SubprocessSandbox
 
 __all__ = ["ExecutionResult", "LLMHandler", "Sandbox", "SandboxConfig", "SandboxError", "SubprocessSandbox"]
 
 _HOMES = {name: "recorder.sandbox.base" for name in __all__} | {
-    "SubprocessSandbox": "recorder.sandbox.subprocess_sandbox"
+    "SubprocessSandbox": "recorder.sandbox.host.sandbox"
 }
 
 

@@ -106,13 +106,13 @@ class SandboxConfig:
     on rlimits and in-process guards only.
     ``start_method``: "forkserver" forks workers from a per-host template process that has
     the worker's modules loaded (fast; falls back to "spawn" by itself when the template
-    cannot run, see :mod:`recorder.sandbox.forkserver`); "spawn" starts a new interpreter
+    cannot run, see :mod:`recorder.sandbox.host.forkserver`); "spawn" starts a new interpreter
     per worker. Both confine the worker the same way; ``isolation["start"]`` says which ran.
     ``share_context``: with the fork server, sandboxes whose context is the same large file
     (16 MB and more, same version) fork their workers from one process that loaded it, so
-    they share its memory copy-on-write (see :mod:`recorder.sandbox.context_share`).
+    they share its memory copy-on-write (see :mod:`recorder.sandbox.host.context_share`).
     ``view``: where mount namespaces apply, the worker sees a private filesystem
-    (:mod:`recorder.sandbox.fsview`): Python, the context (read-only) and a scratch folder —
+    (:mod:`recorder.sandbox.worker.fsview`): Python, the context (read-only) and a scratch folder —
     a fresh tmpfs of at most ``scratch_limit_mb`` at ``workdir``, emptied whenever the
     worker is (re)started — plus its own ``/tmp`` and ``/dev/shm`` of ``tmp_limit_mb`` each.
     Started as root, the worker then runs as uid/gid 65534 (nobody). False keeps the host's

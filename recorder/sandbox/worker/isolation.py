@@ -13,10 +13,10 @@ user-controlled runs before these steps, so the effect is the same. In order:
    user namespace mapping its own uid. A PID namespace only applies to children, so the
    worker forks once: the parent waits and relays the exit status, the child carries on
    as the worker, and then builds its private filesystem view
-   (:mod:`recorder.sandbox.fsview`, with a fresh ``/proc``);
+   (:mod:`recorder.sandbox.worker.fsview`, with a fresh ``/proc``);
 3. rlimits: file size, no core files, and — when not root — the number of processes of
    the uid (root is exempt from RLIMIT_NPROC in the kernel, hence the cgroup and the
-   in-process guards of :mod:`recorder.sandbox.guards`);
+   in-process guards of :mod:`recorder.sandbox.worker.guards`);
 4. after the context is loaded, the address-space limit (sized to fit the context);
 5. ``PR_SET_NO_NEW_PRIVS``, dropping every capability including the bounding set and, when
    started as root inside the private view, becoming uid/gid 65534 (nobody) with no
@@ -65,8 +65,9 @@ def preload() -> None:
     """Resolve the libc functions used here (the fork-server template does it once for all)."""
     if sys.platform.startswith("linux"):
         libc = _libc()
-        for name in ("prctl", "unshare", "mount", "capset", "sethostname"):
+        for name in ("prctl", "unshare", "mount", "capset", "capget", "sethostname"):
             getattr(libc, name)
+        last_capability()
 
 
 def count_user_tasks(uid: int) -> int:
@@ -86,7 +87,17 @@ def count_user_tasks(uid: int) -> int:
     return total
 
 
-def join_cgroup(path: str | None) -> bool:
+def join_cgroup(path: str | None, procs_fd: int | None = None) -> bool:
+    """Move this process into the pids cgroup at ``path``, through ``procs_fd`` (its
+    ``cgroup.procs``, opened by the host) when given: a forked worker may not see /sys."""
+    if procs_fd is not None:
+        try:
+            os.write(procs_fd, str(os.getpid()).encode())
+        except OSError:
+            return False
+        finally:
+            os.close(procs_fd)
+        return True
     if not path:
         return False
     try:
@@ -202,15 +213,26 @@ def limit_memory(memory_limit_mb: int, context_size: int) -> int:
     return limit // MB
 
 
+_CapHeader = ctypes.c_uint32 * 2  # made once: a ctypes array type costs ~0.1 ms to create
+_CapData = ctypes.c_uint32 * 6  # two __user_cap_data_struct: effective, permitted, inheritable
+
+
 def _has_capabilities() -> bool:
+    """Whether any capability is effective (capget: no /proc read at every worker start)."""
+    header, data = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0), _CapData()
+    if _libc().capget(header, data) != 0:
+        return os.geteuid() == 0
+    return bool(data[0] or data[3])
+
+
+@functools.cache
+def last_capability() -> int:
+    """The highest capability number this kernel knows (read once: the templates preload it)."""
     try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16) != 0
+        with open("/proc/sys/kernel/cap_last_cap") as handle:
+            return int(handle.read())
     except (OSError, ValueError):
-        pass
-    return os.geteuid() == 0
+        return 40
 
 
 def drop_privileges(switch_to: int | None = None) -> list[str]:
@@ -223,12 +245,7 @@ def drop_privileges(switch_to: int | None = None) -> list[str]:
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
         applied.append("no-new-privs")
     if _has_capabilities():
-        try:
-            with open("/proc/sys/kernel/cap_last_cap") as handle:
-                last_cap = int(handle.read())
-        except (OSError, ValueError):
-            last_cap = 40
-        for cap in range(last_cap + 1):  # needs CAP_SETPCAP: before the uid switch clears it
+        for cap in range(last_capability() + 1):  # needs CAP_SETPCAP: before the uid switch clears it
             libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
         libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
         if switch_to is not None and os.geteuid() == 0:
@@ -242,8 +259,6 @@ def drop_privileges(switch_to: int | None = None) -> list[str]:
             # A change of uid clears the parent-death signal: set it again, so the worker
             # still dies with the process that relays its exit status.
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
-        data = (ctypes.c_uint32 * 6)()
-        if libc.capset(header, data) == 0:
+        if libc.capset(_CapHeader(LINUX_CAPABILITY_VERSION_3, 0), _CapData()) == 0:
             applied.append("caps-dropped")
     return applied

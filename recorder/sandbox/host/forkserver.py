@@ -1,8 +1,8 @@
 """The host side of the fork server: one template process per host, forking sandbox workers.
 
-Starting a worker the plain way (``python worker.py``) costs ~50 ms of CPU, most of it
+Starting a worker the plain way (``python worker/main.py``) costs ~50 ms of CPU, most of it
 imports; 32 sandboxes starting at once on two cores take a second. The template
-(:mod:`recorder.sandbox.zygote`) pays that once and forks a worker per request in about a
+(:mod:`recorder.sandbox.worker.template`) pays that once and forks a worker per request in about a
 millisecond; each child then confines itself exactly as a spawned worker does.
 
 * One template per host process, started lazily by the first sandbox that asks for one
@@ -41,7 +41,7 @@ from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
-WORKER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+WORKER_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "worker", "main.py")
 MAX_MESSAGE_BYTES = 1 << 17  # as zygote.MAX_MESSAGE_BYTES (not imported: the zygote is worker-side)
 LAUNCH_TIMEOUT_S = 20.0
 REQUEST_TIMEOUT_S = 20.0  # a template that does not answer by then is wedged: it is killed
@@ -57,7 +57,7 @@ class ForkServer:
     """A running template process and the host's end of its socket.
 
     The per-host template has a ``proc`` (the host's child) and a log; a context template
-    (see :mod:`recorder.sandbox.context_share`) is the template's child instead: it has a
+    (see :mod:`recorder.sandbox.host.context_share`) is the template's child instead: it has a
     ``parent``, which kills it when it must go, and it is reaped there.
     """
 
@@ -73,6 +73,9 @@ class ForkServer:
         self._lock = threading.Lock()
         self._dead: str | None = None
         self.owner_pid = os.getpid()
+        self._view: ForkServer | None = None  # the child template whose root is the view
+        self._view_lock = threading.Lock()
+        self._view_failed_at: float | None = None
 
     @property
     def alive(self) -> bool:
@@ -168,10 +171,12 @@ class ForkServer:
         return int(answer["pid"])
 
     def start_context_template(
-        self, path: str, context_format: str, key: list[int], timeout_s: float
+        self, path: str | None, context_format: str, key: list[int], timeout_s: float, view: bool = False
     ) -> ForkServer:
-        """Fork a template that has loaded this context file; raises ForkServerError."""
-        answer, fds = self._request({"op": "context", "path": path, "format": context_format, "key": key}, [])
+        """Fork a child template that has loaded this context file (``path`` None: none) and,
+        with ``view``, made the sandbox's view its root; raises ForkServerError."""
+        request = {"op": "context", "path": path, "format": context_format, "key": key, "view": view}
+        answer, fds = self._request(request, [])
         if len(fds) != 1:
             for fd in fds:
                 os.close(fd)
@@ -182,6 +187,27 @@ class ForkServer:
             child._abandon(f"the context template did not start: {error}")
             raise ForkServerError(child._dead or error)
         return child
+
+    @property
+    def view_template_pid(self) -> int | None:
+        """The pid of the child template whose root is the view, if it runs."""
+        view = self._view
+        return view.pid if view is not None and view.alive else None
+
+    def view_template(self, timeout_s: float = LAUNCH_TIMEOUT_S) -> ForkServer | None:
+        """The child template whose root is the view (started on first use, replaced when it
+        died); None when it cannot start (not root...): workers then build their own view."""
+        with self._view_lock:
+            if self._view is not None and self._view.alive:
+                return self._view
+            if self._view_failed_at is not None and time.monotonic() - self._view_failed_at < RETRY_AFTER_S:
+                return None
+            try:
+                self._view = self.start_context_template(None, "text", [], timeout_s, view=True)
+            except ForkServerError as exc:
+                log.info("no template view, workers build their own: %s", exc)
+                self._view, self._view_failed_at = None, time.monotonic()
+            return self._view
 
     def release(self, pid: int) -> None:
         """Ask the template to kill the worker's process group; best effort, no reply.
@@ -208,6 +234,8 @@ class ForkServer:
     def stop(self) -> None:
         """Close the socket: the template kills its workers and exits. Reap it if it is ours."""
         self._dead = self._dead or "stopped"
+        if self._view is not None:
+            self._view.stop()
         self._sock.close()
         if self._proc is not None:
             try:
@@ -221,6 +249,9 @@ class ForkServer:
     def disown(self) -> None:
         """In a forked copy of the host: drop the inherited socket, leave the template alone."""
         self._dead = "inherited from the parent process"
+        self._view_lock = threading.Lock()  # another thread may have held it at the fork
+        if self._view is not None:
+            self._view.disown()
         with contextlib.suppress(OSError):
             os.close(self._sock.detach())
 
@@ -319,16 +350,20 @@ def fork_worker(
     status_read_fd: int,
     template_env: dict[str, str],
     context_template: Callable[[ForkServer], ForkServer | None] | None = None,
+    template_view: bool = False,
 ) -> ForkedProcess:
     """Fork one worker (see :meth:`ForkServer.fork`); a template found dead is replaced once.
 
     ``status_read_fd`` is the read end of the exit-status pipe whose write end is ``fds[3]``;
     the returned :class:`ForkedProcess` owns it. ``context_template`` may name a context
-    template (given the main one) to fork from instead; if it fails, the worker is forked
-    from the main template and loads the context itself. Raises ForkServerError.
+    template (given the main one) to fork from instead, else ``template_view`` asks for the
+    template whose root is the view; if that fails, the worker is forked from the main
+    template and loads the context (and builds its view) itself. Raises ForkServerError.
     """
     server = shared_server(template_env)
     via = context_template(server) if context_template is not None else None
+    if via is None and template_view:
+        via = server.view_template()
     if via is not None:
         with contextlib.suppress(ForkServerError):
             return ForkedProcess(via, via.fork(request, fds), status_read_fd)

@@ -3,9 +3,9 @@
 Two ways to start one, with the same result:
 
 * *forkserver* (the default on Linux): forked by the per-host template process of
-  :mod:`recorder.sandbox.forkserver`, which has the worker's modules imported already
+  :mod:`recorder.sandbox.host.forkserver`, which has the worker's modules imported already
   (~1 ms instead of ~50 ms of CPU). Killed and reaped through the template.
-* *spawn*: ``python -s -P worker.py SETTINGS`` (no user site-packages, no script directory
+* *spawn*: ``python -s -P worker/main.py SETTINGS`` (no user site-packages, no script directory
   on ``sys.path``), the host's own child. The fallback when the template cannot start, off
   Linux, or when ``extra_env`` sets variables that only a new interpreter reads
   (``PYTHONPATH``, ``LD_PRELOAD``, ``MALLOC_*``, locale, ...).
@@ -30,8 +30,8 @@ import tempfile
 from typing import IO, Any, Protocol
 
 from recorder.sandbox.base import SandboxError
-from recorder.sandbox.context_share import ContextShare
-from recorder.sandbox.forkserver import WORKER_PATH, ForkServerError, fork_worker
+from recorder.sandbox.host.context_share import ContextShare
+from recorder.sandbox.host.forkserver import WORKER_PATH, ForkServerError, fork_worker
 from recorder.sandbox.protocol import FrameReader, result_frame_cap
 
 # Keep native libraries single-threaded (32 sandboxes on a few cores) and malloc arenas few
@@ -114,7 +114,7 @@ class WorkerProcess:
 
     @classmethod
     def spawn(cls, settings: dict[str, Any], workdir: str, env: dict[str, str]) -> WorkerProcess:
-        """Start ``worker.py`` in its own session; ``settings`` gain the pipe fds."""
+        """Start ``worker/main.py`` in its own session; ``settings`` gain the pipe fds."""
         cmd_r, cmd_w = os.pipe()
         res_r, res_w = os.pipe()
         log = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the WorkerProcess, closed by kill()
@@ -152,21 +152,26 @@ class WorkerProcess:
     def fork(
         cls, settings: dict[str, Any], workdir: str, env: dict[str, str], share: ContextShare | None = None
     ) -> WorkerProcess:
-        """Fork the worker from the fork-server template (or from the template that holds its
-        context, with ``share``); raises ForkServerError."""
+        """Fork the worker from a fork-server template: the one that holds its context (with
+        ``share``), else the one whose root is the view (:func:`wants_template_view`), else
+        the main one. It gets the pids cgroup and the context as fds, which it uses and
+        closes before any user code: a worker in a template view cannot see their paths.
+        Raises ForkServerError."""
+        extra = _extra_fds(settings)
         cmd_r, cmd_w = os.pipe()
         res_r, res_w = os.pipe()
         status_r, status_w = os.pipe()
         log = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the WorkerProcess, closed by kill()
-        request = {"settings": settings, "env": env, "workdir": workdir}
+        request = {"settings": settings, "env": env, "workdir": workdir, "extra_fds": list(extra)}
         template_env = worker_environment("/", {})
         try:
             forked = fork_worker(
                 request,
-                [cmd_r, res_w, log.fileno(), status_w],
+                [cmd_r, res_w, log.fileno(), status_w, *extra.values()],
                 status_r,
                 template_env,
                 share.template_for if share is not None else None,
+                wants_template_view(bool(settings.get("view", True)), str(settings.get("namespaces"))),
             )
         except BaseException:
             for fd in (cmd_w, res_r, status_r):
@@ -174,7 +179,7 @@ class WorkerProcess:
             log.close()
             raise
         finally:
-            for fd in (cmd_r, res_w, status_w):
+            for fd in (cmd_r, res_w, status_w, *extra.values()):
                 os.close(fd)
         return cls(forked, cmd_w, res_r, log, "forkserver", _frame_cap(settings))
 
@@ -205,6 +210,25 @@ class WorkerProcess:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.log.close()
+
+
+def wants_template_view(view: bool, namespaces: str) -> bool:
+    """Fork from a template whose root is the view: a root host's default (decision 0014).
+    A user namespace (asked for, or the only way without root) builds the view per worker."""
+    return view and namespaces == "auto" and os.geteuid() == 0
+
+
+def _extra_fds(settings: dict[str, Any]) -> dict[str, int]:
+    """The pids cgroup's ``cgroup.procs`` and the context, opened for the worker (in the
+    order zygote.EXTRA_FDS names them); a path that cannot be opened is left to the worker."""
+    wanted = {"cgroup": (settings.get("cgroup"), "cgroup.procs", os.O_WRONLY)}
+    wanted["context"] = (settings.get("context_path"), "", os.O_RDONLY)
+    fds: dict[str, int] = {}
+    for name, (path, leaf, mode) in wanted.items():
+        if path:
+            with contextlib.suppress(OSError):
+                fds[name] = os.open(os.path.join(str(path), leaf) if leaf else str(path), mode | os.O_CLOEXEC)
+    return fds
 
 
 def _frame_cap(settings: dict[str, Any]) -> int:

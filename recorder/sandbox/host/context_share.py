@@ -2,13 +2,13 @@
 
 Thirty-two runs over the same 1 GB file would otherwise load it 32 times (32 GB, and a
 second of CPU each). Instead, the first sandbox that needs it asks the fork-server template
-for a *context template* (:mod:`recorder.sandbox.zygote`): a template process that loads the
+for a *context template* (:mod:`recorder.sandbox.worker.template`): a template process that loads the
 file once; every worker forked from it starts with the context already in memory, its pages
 shared copy-on-write (the GC is frozen there, so untouched objects stay shared).
 
 * Only regular files of at least ``SHARE_MIN_BYTES`` are shared: smaller ones load in
   milliseconds, and a template per small context would cost more than it saves.
-* Identity is :func:`~recorder.sandbox.context_loader.file_key` — device, inode, size,
+* Identity is :func:`~recorder.sandbox.contexts.file_key` — device, inode, size,
   mtime and ctime (ns) — taken at each worker start: a file that changed gets a new
   template, so a restarted worker sees the file as it is now, as a spawned one would. The
   context template checks the key again before and after loading. (No content hash: it
@@ -30,15 +30,15 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from recorder.sandbox.context_loader import file_key, resolve_format
-from recorder.sandbox.forkserver import ForkServer, ForkServerError
+from recorder.sandbox.contexts import file_key, resolve_format
+from recorder.sandbox.host.forkserver import ForkServer, ForkServerError
 
 log = logging.getLogger(__name__)
 
 SHARE_MIN_BYTES = 16 << 20
 LINGER_S = 10.0
 
-Key = tuple[str, str, tuple[int, ...]]  # (real path, format, file_key)
+Key = tuple[str, str, tuple[int, ...], bool]  # (real path, format, file_key, in the view)
 
 
 @dataclass(eq=False)
@@ -68,10 +68,10 @@ class _Registry:
                 entry.timer = None
         with entry.loading:  # one load per key; the other sandboxes wait for it
             if entry.server is None and entry.error is None:
-                path, context_format, identity = key
+                path, context_format, identity, view = key
                 try:
                     entry.server = main.start_context_template(
-                        path, context_format, list(identity), timeout_s
+                        path, context_format, list(identity), timeout_s, view
                     )
                 except ForkServerError as exc:
                     entry.error = str(exc)
@@ -136,8 +136,9 @@ def _install_fork_hook() -> None:
             _fork_hook_installed = True
 
 
-def share_key(path: str | None, context_format: str) -> Key | None:
-    """The key to share this context under, or None when it is not worth sharing."""
+def share_key(path: str | None, context_format: str, view: bool = False) -> Key | None:
+    """The key to share this context under, or None when it is not worth sharing. ``view``:
+    the template enters the view after loading (its workers are forked inside it)."""
     if not path:
         return None
     try:
@@ -149,14 +150,14 @@ def share_key(path: str | None, context_format: str) -> Key | None:
     if identity[2] < SHARE_MIN_BYTES:
         return None
     # The format as the worker would resolve it (by the name it was given); the file by its real path.
-    return os.path.realpath(path), resolve_format(path, context_format), identity
+    return os.path.realpath(path), resolve_format(path, context_format), identity, view
 
 
 class ContextShare:
     """One sandbox's lease on the context template of its context, renewed at each start."""
 
-    def __init__(self, path: str | None, context_format: str, timeout_s: float) -> None:
-        self._path, self._format, self._timeout_s = path, context_format, timeout_s
+    def __init__(self, path: str | None, context_format: str, timeout_s: float, view: bool = False) -> None:
+        self._path, self._format, self._timeout_s, self._view = path, context_format, timeout_s, view
         self._lease: tuple[Key, _Entry] | None = None
 
     @property
@@ -165,7 +166,7 @@ class ContextShare:
 
     def template_for(self, main: ForkServer) -> ForkServer | None:
         """The context template to fork the next worker from; None: the main template."""
-        key = share_key(self._path, self._format)
+        key = share_key(self._path, self._format, self._view)
         if self._lease is not None:
             held_key, entry = self._lease
             if held_key == key and entry.server is not None and entry.server.alive:

@@ -4,7 +4,7 @@ They turn process creation and network access into a clear ``PermissionError`` i
 a fork bomb or a silent hang. They are Python-level: code that calls libc through ctypes
 or uses ``_socket`` directly gets past them, which is why the worker also relies on the
 kernel (pids cgroup, RLIMIT_NPROC, PID and network namespaces, see
-:mod:`recorder.sandbox.isolation`) wherever the platform allows it.
+:mod:`recorder.sandbox.worker.isolation`) wherever the platform allows it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The host side of the sandbox: one worker process per sandbox, driven over two pipes.
 
-The worker (:mod:`recorder.sandbox.serve`) is forked from the per-host fork-server template
-or spawned as ``worker.py`` (:mod:`recorder.sandbox.worker_process`; ``isolation["start"]``
+The worker (:mod:`recorder.sandbox.worker.serve`) is forked from the per-host fork-server template
+or spawned as ``worker/main.py`` (:mod:`recorder.sandbox.host.process`; ``isolation["start"]``
 says which), with an environment built from scratch (API keys never reach it), in its own
 session and scratch directory. It confines itself before running user code
-(:mod:`recorder.sandbox.isolation`); the host adds a pids cgroup when it can
-(:mod:`recorder.sandbox.cgroup`). ``isolation`` records what applied. Sandboxes on the same
+(:mod:`recorder.sandbox.worker.isolation`); the host adds a pids cgroup when it can
+(:mod:`recorder.sandbox.host.cgroup`). ``isolation`` records what applied. Sandboxes on the same
 large context file fork their workers from one process that loaded it, sharing its memory
-(:mod:`recorder.sandbox.context_share`).
+(:mod:`recorder.sandbox.host.context_share`).
 
 ``execute`` sends the code and waits for the result, serving ``llm`` requests from the cell
 meanwhile by calling the LLM handler in the caller's thread. Time spent in the handler does
@@ -33,10 +33,16 @@ import weakref
 from typing import Any
 
 from recorder.sandbox.base import ErrorKind, ExecutionResult, LLMHandler, SandboxConfig, SandboxError
-from recorder.sandbox.cgroup import PidsCgroup
-from recorder.sandbox.context_share import ContextShare
+from recorder.sandbox.host.cgroup import PidsCgroup
+from recorder.sandbox.host.context_share import ContextShare
+from recorder.sandbox.host.process import (
+    WorkerProcess,
+    describe_exit,
+    start_worker,
+    wants_template_view,
+    worker_environment,
+)
 from recorder.sandbox.protocol import ProtocolError, write_frame
-from recorder.sandbox.worker_process import WorkerProcess, describe_exit, start_worker, worker_environment
 from rlmine.errors import UserError
 
 HARD_GRACE_S = 2.0  # after the soft timeout, before the worker is killed
@@ -124,7 +130,10 @@ class SubprocessSandbox:
             self._res.owns_workdir = True
         self._res.cgroup = PidsCgroup.create(self._config.max_processes)
         if self._config.share_context and self._config.start_method == "forkserver":
-            self._res.share = ContextShare(path, self._config.context_format, self._config.start_timeout_s)
+            in_view = wants_template_view(self._config.view, self._config.namespaces)
+            self._res.share = ContextShare(
+                path, self._config.context_format, self._config.start_timeout_s, in_view
+            )
         self._started = True
         self._spawn()
 

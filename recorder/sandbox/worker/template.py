@@ -1,14 +1,14 @@
 """The fork-server template ("zygote"): a process that forks ready-to-confine workers.
 
-Started once per host process by :mod:`recorder.sandbox.forkserver` as
-``python -s -P worker.py --fork-server FD``, with the worker's base environment (no host
+Started once per host process by :mod:`recorder.sandbox.host.forkserver` as
+``python -s -P worker/main.py --fork-server FD``, with the worker's base environment (no host
 secrets), ``/`` as cwd, in its own session. It imports every worker-side module up front,
 freezes the GC (so children do not dirty the shared pages) and then serves one
 ``SOCK_SEQPACKET`` Unix socket, single-threaded:
 
 * ``fork`` {settings, env, workdir} with four fds (SCM_RIGHTS): the worker's command-pipe
   read end, result-pipe write end, log file and an *exit-status pipe* write end. The
-  template forks; the child (:mod:`recorder.sandbox.forked_child`) becomes exactly what a
+  template forks; the child (:mod:`recorder.sandbox.worker.forked_child`) becomes exactly what a
   spawned worker is before ``serve`` and runs the same ``serve`` — confinement, context
   load and privilege drop all happen in the child, as in a spawned worker. Reply:
   ``forked`` {pid}.
@@ -48,11 +48,12 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from recorder.sandbox import forked_child, fsview, isolation
-from recorder.sandbox.context_loader import ContextLoadError, SharedContext, load_shared
+from recorder.sandbox.worker import forked_child, fsview, isolation
+from recorder.sandbox.worker.context_loader import ContextLoadError, SharedContext, load_shared
 
 MAX_MESSAGE_BYTES = 1 << 17
 FORK_FDS = 4  # cmd read end, result write end, log, exit-status write end
+EXTRA_FDS = ("cgroup", "context")  # optional, named in the request's "extra_fds", in this order
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Template:
         self.pid = os.getpid()
         self.children: dict[int, _Child] = {}
         self.shared: SharedContext | None = None
+        self.in_view = False  # this template's root is the sandbox's view (fsview.enter_template_view)
 
     def reply(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
         data = json.dumps(message).encode("utf-8")
@@ -96,8 +98,12 @@ class Template:
 
     def fork(self, request: dict[str, Any], fds: list[int]) -> None:
         try:
+            if self.in_view:
+                settings = dict(request["settings"])
+                fsview.add_template_mount_point(str(settings["workdir"]))
+                request = {**request, "settings": {**settings, "in_view": True}}
             pid = os.fork()
-        except OSError as exc:
+        except (OSError, KeyError, TypeError, ValueError) as exc:
             for fd in fds:
                 os.close(fd)
             self.reply({"op": "error", "message": f"fork failed: {exc}"})
@@ -113,14 +119,15 @@ class Template:
                     sys.stderr.flush()
             finally:
                 os._exit(code)
-        for fd in fds[:3]:
+        for fd in fds[:3] + fds[FORK_FDS:]:
             os.close(fd)
         self.children[pid] = _Child(status_fd=fds[3])
         self.reply({"op": "forked", "pid": pid})
         self.check_children()  # in case it already died
 
     def start_context_template(self, request: dict[str, Any]) -> None:
-        """Fork a template that loads one context; reply with its pid and a socket to it."""
+        """Fork a child template (one that loads a context, or enters the view, or both);
+        reply with its pid and a socket to it."""
         if self.shared is not None:
             self.reply({"op": "error", "message": "a context template cannot start another"})
             return
@@ -205,7 +212,8 @@ class Template:
             op = request.get("op")
         except (ValueError, AttributeError):
             op, request = None, {}
-        if op == "fork" and len(fds) == FORK_FDS:
+        extra = request.get("extra_fds", [])
+        if op == "fork" and len(fds) == FORK_FDS + len(extra) and set(extra) <= set(EXTRA_FDS):
             self.fork(request, fds)
             return
         for fd in fds:
@@ -221,13 +229,22 @@ class Template:
 def run_template(sock_fd: int, context_request: dict[str, Any] | None = None) -> int:
     """A template's main loop; returns when the host closes the socket.
 
-    With ``context_request`` (a context template), the context is loaded first; a failure
-    is replied instead of ``ready`` and ends the template.
+    With ``context_request`` (a child template), the context is loaded first when it names
+    one, then the template enters the view when asked (``view``); a failure is replied
+    instead of ``ready`` and ends the template.
     """
     sock = socket.socket(fileno=sock_fd)
     template = Template(sock)
     if context_request is not None:
-        error = template.load_shared(context_request)
+        error = template.load_shared(context_request) if context_request.get("path") else None
+        if error is None and context_request.get("view"):
+            try:
+                fsview.enter_template_view()
+                template.in_view = True
+            except OSError as exc:
+                # A context template still shares its context: its workers build their own view.
+                if not context_request.get("path"):
+                    error = f"cannot enter the view: {exc}"
         if error is not None:
             template.reply({"op": "error", "message": error})
             return 2
@@ -252,7 +269,7 @@ def run_template(sock_fd: int, context_request: dict[str, Any] | None = None) ->
         if sock.fileno() not in ready:
             continue
         try:
-            data, fds, flags, _addr = socket.recv_fds(sock, MAX_MESSAGE_BYTES, FORK_FDS)
+            data, fds, flags, _addr = socket.recv_fds(sock, MAX_MESSAGE_BYTES, FORK_FDS + len(EXTRA_FDS))
         except ConnectionError:
             data, fds, flags = b"", [], 0
         if not data:

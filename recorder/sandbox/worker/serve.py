@@ -19,20 +19,32 @@ import sys
 import time
 from typing import Any
 
-from recorder.sandbox import fsview, guards, isolation
-from recorder.sandbox.context_loader import ContextLoadError, SharedContext, context_bytes, load_context
+from recorder.sandbox.contexts import resolve_format
 from recorder.sandbox.protocol import write_frame
-from recorder.sandbox.runtime import CellRunner, CellTimer, LLMBridge, serve_forever
+from recorder.sandbox.worker import fsview, guards, isolation
+from recorder.sandbox.worker.context_loader import (
+    ContextLoadError,
+    SharedContext,
+    context_bytes,
+    load_context,
+)
+from recorder.sandbox.worker.runtime import CellRunner, CellTimer, LLMBridge, serve_forever
 
 
 def _confine(settings: dict[str, Any], fds: tuple[int, int]) -> dict[str, str]:
     record: dict[str, str] = {}
     root = os.geteuid() == 0
     nproc = None if root else isolation.count_user_tasks(os.getuid()) + int(settings["max_processes"])
-    in_cgroup = isolation.join_cgroup(settings.get("cgroup"))
+    extra: dict[str, int] = settings.get("fds", {})
+    in_cgroup = isolation.join_cgroup(settings.get("cgroup"), extra.pop("cgroup", None))
     isolate_network = not settings["network"]
     view = bool(settings.get("view", True))
-    namespaces = isolation.enter_namespaces(settings["namespaces"], isolate_network, fds, not view)
+    relay_closes = (*fds, *extra.values())  # the parent left outside the PID namespace needs none
+    namespaces = isolation.enter_namespaces(settings["namespaces"], isolate_network, relay_closes, not view)
+    if settings.get("in_view") and "pidns" not in namespaces:
+        # Forked from a template view without namespaces of its own: mounting here would
+        # change the template's view. Never happens as root; refuse rather than share.
+        raise OSError("the worker could not enter its namespaces inside the template's view")
     record["view"] = _enter_view(settings, namespaces) if view else "host"
     if record["view"].startswith("private"):
         namespaces.append("proc")  # the view has its own /proc
@@ -62,10 +74,14 @@ def _worker_ids(namespaces: list[str]) -> tuple[int, int]:
 
 
 def _enter_view(settings: dict[str, Any], namespaces: list[str]) -> str:
-    """Build the private filesystem view (:mod:`recorder.sandbox.fsview`) when asked and possible."""
+    """Build the private filesystem view (:mod:`recorder.sandbox.worker.fsview`) when asked and possible."""
     if "pidns" not in namespaces:
         return "host (no mount and PID namespaces here)"
     uid, gid = _worker_ids(namespaces)
+    scratch_mb, tmp_mb = int(settings["scratch_limit_mb"]), int(settings["tmp_limit_mb"])
+    if settings.get("in_view"):  # forked from a template whose root is the view already
+        fsview.finish_template_view(str(settings["workdir"]), scratch_mb, tmp_mb, uid, gid)
+        return f"private (scratch={scratch_mb}MB, tmp={tmp_mb}MB)"
     try:
         fsview.build_view(
             str(settings["workdir"]),
@@ -82,10 +98,20 @@ def _enter_view(settings: dict[str, Any], namespaces: list[str]) -> str:
 
 
 def _load(settings: dict[str, Any]) -> tuple[Any, int]:
+    """The context, read through the fd the host opened when there is one (a worker in a
+    template view cannot see the file's path), else by path."""
     path = settings.get("context_path")
     if not path:
         return None, 0
-    return load_context(path, settings["context_format"]), context_bytes(path)
+    fd = settings.get("fds", {}).pop("context", None)
+    if fd is None:
+        return load_context(path, settings["context_format"]), context_bytes(path)
+    try:
+        via = f"/proc/self/fd/{fd}"
+        kind = resolve_format(path, settings["context_format"])  # by its name, as by path
+        return load_context(via, kind, name=path), context_bytes(via)
+    finally:
+        os.close(fd)
 
 
 def _peak_rss_mb() -> float | None:
@@ -103,7 +129,7 @@ def serve(raw_settings: str | dict[str, Any], shared: SharedContext | None = Non
     """Confine, load the context, report ``ready``, then run cells; returns the exit status.
 
     ``raw_settings`` is the JSON argument of a spawned worker, or the decoded settings in a
-    worker forked by the fork-server template (:mod:`recorder.sandbox.zygote`). ``shared``
+    worker forked by the fork-server template (:mod:`recorder.sandbox.worker.template`). ``shared``
     is the context already loaded by a context template, in place of loading it here.
     """
     started = time.monotonic()
@@ -116,6 +142,8 @@ def serve(raw_settings: str | dict[str, Any], shared: SharedContext | None = Non
     except ContextLoadError as exc:
         write_frame(res_fd, {"op": "ready", "error": str(exc)})
         return 2
+    for fd in settings.get("fds", {}).values():  # a context fd a shared context made unneeded
+        os.close(fd)
     record["memory"] = f"rlimit-as={isolation.limit_memory(int(settings['memory_limit_mb']), size)}MB"
     switch_to = isolation.NOBODY if record["view"].startswith("private") else None
     record["privileges"] = "+".join(isolation.drop_privileges(switch_to)) or "unchanged"

@@ -3,11 +3,11 @@
 Formats: "text" → str, "json" → the parsed value, "jsonl" → list of parsed lines, a
 directory → ``{relative_path: text}``; "auto" picks json/jsonl by extension, else text.
 
-Text files of 16 MB and more are read by :mod:`recorder.sandbox.text_reader`, which fills
+Text files of 16 MB and more are read by :mod:`recorder.sandbox.worker.text_reader`, which fills
 the string in place so that a 1 GB context does not need 2 GB at the peak.
 
 A large context file may instead be loaded once by a *context template* (see
-:mod:`recorder.sandbox.zygote`) and shared copy-on-write with the workers it forks: it is
+:mod:`recorder.sandbox.worker.template`) and shared copy-on-write with the workers it forks: it is
 keyed by :func:`file_key` (device, inode, size, mtime and ctime in ns), checked before and
 after loading, and handed to each worker as a :class:`SharedContext`.
 """
@@ -18,10 +18,8 @@ import json
 import os
 from typing import Any
 
-from recorder.sandbox import text_reader
-
-JSON_SUFFIXES = (".json",)
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
+from recorder.sandbox.contexts import file_key, resolve_format
+from recorder.sandbox.worker import text_reader
 
 
 class ContextLoadError(Exception):
@@ -44,12 +42,6 @@ class SharedContext:
         return value, self.size
 
 
-def file_key(path: str) -> list[int]:
-    """What identifies one version of a file: a changed file gets a new key."""
-    st = os.stat(path)
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-
 def load_shared(path: str, context_format: str, key: list[int]) -> SharedContext:
     """Load ``path`` for sharing, if it is still the version ``key`` names."""
     try:
@@ -63,19 +55,6 @@ def load_shared(path: str, context_format: str, key: list[int]) -> SharedContext
     return shared
 
 
-def resolve_format(path: str, context_format: str) -> str:
-    if os.path.isdir(path):
-        return "directory"
-    if context_format != "auto":
-        return context_format
-    lower = path.lower()
-    if lower.endswith(JSON_SUFFIXES):
-        return "json"
-    if lower.endswith(JSONL_SUFFIXES):
-        return "jsonl"
-    return "text"
-
-
 def context_bytes(path: str) -> int:
     """Size on disk of a context file or directory (used to size the memory limit)."""
     if not os.path.isdir(path):
@@ -87,7 +66,8 @@ def context_bytes(path: str) -> int:
     return total
 
 
-def load_context(path: str, context_format: str) -> Any:
+def load_context(path: str, context_format: str, name: str | None = None) -> Any:
+    """Load ``path`` in ``context_format``; errors call it ``name`` (default: ``path``)."""
     kind = resolve_format(path, context_format)
     try:
         if kind == "directory":
@@ -99,7 +79,8 @@ def load_context(path: str, context_format: str) -> Any:
             return _load_jsonl(path)
         return read_text(path)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ContextLoadError(f"cannot load {path} as {kind}: {type(exc).__name__}: {exc}") from None
+        shown = f"{type(exc).__name__}: {exc}".replace(path, name or path)
+        raise ContextLoadError(f"cannot load {name or path} as {kind}: {shown}") from None
 
 
 def _load_jsonl(path: str) -> list[Any]:
@@ -130,7 +111,7 @@ def read_text(path: str) -> str:
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size >= text_reader.CHUNK and text_reader.in_place_supported():
-            text, ascii_prefix = text_reader.read_ascii(handle, size)
-            return text if text is not None else text_reader.read_utf8(handle, ascii_prefix)
+            text, ascii_prefix, partial = text_reader.read_ascii(handle, size)
+            return text if text is not None else text_reader.read_utf8(handle, ascii_prefix, partial)
     with open(path, encoding="utf-8", errors="replace") as handle:
         return handle.read()

@@ -6,7 +6,7 @@ template's socket detached, a session of its own, death with the template
 becomes either
 
 * a *worker*: stdio on /dev/null and its log, the scratch dir as cwd, the worker
-  environment, and the same :func:`~recorder.sandbox.serve.serve` a spawned worker runs —
+  environment, and the same :func:`~recorder.sandbox.worker.serve.serve` a spawned worker runs —
   so confinement, context load and privilege drop are unchanged; or
 * a *context template*: a template of its own (same loop) that loads one context file
   first, so the workers it forks share that context's pages copy-on-write.
@@ -20,11 +20,11 @@ import socket
 import sys
 from typing import Any
 
-from recorder.sandbox import isolation
-from recorder.sandbox.context_loader import SharedContext
-from recorder.sandbox.serve import serve
+from recorder.sandbox.worker import isolation
+from recorder.sandbox.worker.context_loader import SharedContext
+from recorder.sandbox.worker.serve import serve
 
-_WORKER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+_WORKER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "main.py")
 
 
 def close_all_but(keep: set[int]) -> None:
@@ -51,19 +51,25 @@ def become_worker(
     template_pid: int,
     shared: SharedContext | None,
 ) -> int:
-    """Turn into a freshly started worker, then serve cells; returns the exit status."""
+    """Turn into a freshly started worker, then serve cells; returns the exit status.
+
+    ``fds`` beyond the first four are the ones ``request["extra_fds"]`` names (the pids
+    cgroup's ``cgroup.procs``, the context file): the worker uses and closes them before
+    any user code runs."""
     _leave_template(template_sock, template_pid)
-    cmd_fd, res_fd, log_fd, _status_fd = fds
+    cmd_fd, res_fd, log_fd, _status_fd = fds[:4]
+    extra = dict(zip(request.get("extra_fds", []), fds[4:], strict=True))
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
-    close_all_but({0, 1, 2, cmd_fd, res_fd})  # the socket, the status pipes, other workers' fds
-    os.chdir(str(request["workdir"]))
+    close_all_but({0, 1, 2, cmd_fd, res_fd, *extra.values()})  # the socket, status pipes, other workers' fds
+    settings = {**dict(request["settings"]), "cmd_fd": cmd_fd, "res_fd": res_fd, "fds": extra}
+    if not settings.get("in_view"):  # in a template view the scratch folder is mounted first
+        os.chdir(str(request["workdir"]))
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})
     sys.argv = [_WORKER_PATH]
-    settings = {**dict(request["settings"]), "cmd_fd": cmd_fd, "res_fd": res_fd}
     return serve(settings, shared)
 
 

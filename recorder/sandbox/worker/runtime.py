@@ -27,7 +27,6 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from recorder.sandbox.capture import CappedWriter, clean_text
 from recorder.sandbox.protocol import (
     MAX_ANSWER_CHARS,
     MAX_ERROR_CHARS,
@@ -37,9 +36,10 @@ from recorder.sandbox.protocol import (
     write_encoded,
     write_frame,
 )
+from recorder.sandbox.worker.capture import CappedWriter, clean_text
 
 MAX_TRACEBACK_FRAMES = 8
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # recorder/sandbox
 
 
 class CellTimeout(BaseException):
@@ -66,15 +66,16 @@ class CellTimer:
             raise CellTimeout()
 
     def _run(self) -> None:
-        # A previous cell may have replaced, ignored or blocked SIGALRM: every cell gets its
-        # timer afresh.
-        signal.signal(signal.SIGALRM, self._on_alarm)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
         self._started = time.monotonic()
         self._armed = True
         signal.setitimer(signal.ITIMER_REAL, max(self._remaining, 0.001))
 
     def arm(self, seconds: float) -> None:
+        # A previous cell may have replaced, ignored or blocked SIGALRM: every cell gets its
+        # timer afresh. (Once per cell, not after each llm_query: a cell that breaks its own
+        # timer meets the host's hard timeout, and the next cell is whole again.)
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
         self._remaining = seconds
         self._paused = False
         self._run()
