@@ -10,9 +10,9 @@
 4. the agent holds one program per shape that has a winner. No winner at all: nothing
    is emitted, the build is stored with the reason, and :class:`BuildError` says it.
 
-Before validation, the sub-calls recorded in the successful runs on *train* instances
-are distilled into per-item models (:mod:`codegen.distill`); candidates are validated
-with them in place, exactly as the agent will run (:mod:`codegen.cascade`).
+Before validation, the sub-calls recorded in the runs on *train* instances are distilled
+into per-item models (:mod:`codegen.distill`); candidates are validated with them in
+place, exactly as the agent will run (:mod:`codegen.cascade`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from rlmine.store import (
     CandidateRecord,
     Store,
     read_cells,
+    runs_on_instances,
     save_build,
     sub_call_responses,
     successful_runs,
@@ -96,16 +97,25 @@ def _trials(
 def item_models(
     store: Store, task: TaskSpec, runs: list[Any], enabled: bool
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Distilled per-item models from the sub-calls of successful runs on train instances."""
+    """Distilled per-item models from the sub-calls of the runs on train instances."""
     if not enabled:
         return {}, {"enabled": False}
     try:
         from codegen.distill import distil
     except ImportError:  # pragma: no cover - scikit-learn is part of the miner extra
         return {}, {"enabled": False, "reason": "scikit-learn is not installed (pip install 'rlmine[miner]')"}
-    train = {i.id for i in task.instances_in("train")}
-    source = [r.id for r in runs if r.instance_id in train]
+    # Every finished run on a train instance: a run whose final answer was wrong still
+    # recorded the sub-LLM's own answers about its items. Never validation or test instances.
+    train = [i.id for i in task.instances_in("train")]
+    task_id = next((r.task_id for r in runs if r.task_id), None)
     with store.reader() as con:
+        source = sorted(
+            {
+                r.id
+                for engine in sorted({r.engine for r in runs})
+                for r in runs_on_instances(con, task_id or "", train, engine)
+            }
+        )
         calls = sub_call_responses(con, source)
     try:
         models, reports = distil(calls)

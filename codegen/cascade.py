@@ -186,25 +186,27 @@ class Cascade:
             for i in direct[prompt]:
                 out[i] = reply
         learned: dict[tuple[str, str], str] = {}
-        failed: set[str] = set()
+        failed: set[tuple[str, str]] = set()
         for (instruction, part), reply in zip(asked, replies[len(direct) :], strict=True):
             got = parse_reply(reply, len(part), reply_format(instruction))
             known = self.models[instruction_key(instruction)].known
             if got is None or any(label.lower() not in known for label in got):
-                failed.add(instruction)
+                failed.update((instruction, item) for item in part)
                 continue
             learned.update(((instruction, item), label) for item, label in zip(part, got, strict=True))
             self.stats["items_sent"] += len(part)
-        fallback = [i for i, plan in plans.items() if plan[0] in failed]
-        if fallback:  # the LLM did not answer item by item: ask the program's own prompts instead
+        # The LLM did not answer those items one by one: their prompts go as the program wrote them.
+        fallback = [
+            i for i, (instr, _, _, items) in plans.items() if any((instr, it) in failed for it in items)
+        ]
+        if fallback:
             again = list(dict.fromkeys(prompts[i] for i in fallback))
             for prompt, reply in zip(again, self.send(again), strict=True):
                 self.cache[_digest(prompt)] = reply
             for i in fallback:
                 out[i] = self.cache[_digest(prompts[i])]
+                del plans[i]
         for i, (instruction, fmt, labels, items) in plans.items():
-            if instruction in failed:
-                continue
             self.stats["items_local"] += sum(label is not None for label in labels)
             full = [label if label is not None else learned[(instruction, item)] for label, item in zip(labels, items, strict=True)]  # fmt: skip
             out[i] = self.cache[_digest(prompts[i])] = format_reply(full, fmt)
