@@ -97,6 +97,11 @@ def _literal(value: Any) -> str:
     return pprint.pformat(value, width=100, sort_dicts=True)
 
 
+def _json_literal(value: Any) -> str:
+    """A Python string literal holding ``value`` as JSON (sorted keys: deterministic)."""
+    return repr(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+
+
 def render_agent(spec: AgentSpec) -> RenderedAgent:
     """The script text (and side-car replay file, when the answers are large)."""
     programs = []
@@ -138,9 +143,9 @@ def render_agent(spec: AgentSpec) -> RenderedAgent:
             programs=programs,
             shapes=_literal([p.shape.to_dict() for p in spec.programs]),
             program_table="[" + ", ".join(f"solve_{i}" for i in range(len(programs))) + "]",
-            replay=_literal(embedded),
+            replay=_json_literal(embedded),
             cascade_runtime=runtime_source().rstrip("\n"),
-            item_models=_literal(spec.item_models),
+            item_models=_json_literal(spec.item_models),
             has_item_models=bool(spec.item_models),
         )
     )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from codegen.build_run import BuildResult
 from codegen.cascade import Cascade, ItemModel, instruction_key, parse_reply, split_prompt
 from codegen.distill import DistillOptions, _pipeline, distil, harvest
 from codegen.params import parameterize, question_shape
@@ -144,3 +147,52 @@ def test_a_string_listing_a_parameter_s_choices_stays_literal() -> None:
         "want = question_params['sentiment']",
     ]
     assert used == {"sentiment"}
+
+
+@pytest.fixture(scope="module")
+def reviews_agent(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path, BuildResult]:
+    from codegen import TaskBuildOptions, build_for_task
+    from recorder.batch import RecordOptions, record
+    from recorder.families import make_task
+    from recorder.tasks import load_task
+    from rlmine.store import Store
+
+    root = tmp_path_factory.mktemp("cascade-task")
+    task = load_task(make_task("reviews-aggregate", root / "task", size_bytes=102_400, instances=12, seed=5))
+    store = Store.open(root / "t.duckdb", create=True)
+    record(task, db=store, options=RecordOptions(runs=3, concurrency=2, batch="train"))
+    built = build_for_task(store, task.name, TaskBuildOptions(concurrency=2))
+    assert built.rendered is not None
+    script = root / "agent.py"
+    script.write_text(built.rendered.script)
+    return task, script, built
+
+
+@pytest.mark.slow
+def test_a_built_agent_ships_distilled_models_and_answers_with_fewer_llm_calls(
+    reviews_agent: tuple[Any, Path, BuildResult],
+) -> None:
+    from codegen.runner import run_script_file
+    from recorder.lm.registry import make_lm
+    from recorder.lm.server import SimServer
+
+    task, script, built = reviews_agent
+    text = built.rendered.script if built.rendered else ""
+    assert "ITEM_MODELS" in text and "label each review below with its overall sentiment" in text
+    checker = task.make_checker()
+
+    def factory(model: str) -> Any:
+        return make_lm("sim", role="sub" if model == "sim-sub" else "root")
+
+    calls = {True: 0, False: 0}
+    with SimServer(factory, models=("sim", "sim-sub")) as server:
+        for inst in task.instances_in("test") + task.instances_in("validation"):
+            for cascade in (True, False):
+                out = run_script_file(
+                    script, inst.context_path(task), inst.question_text(task), llm="live",
+                    api_base=server.base_url, model="sim-sub", extra=() if cascade else ("--no-cascade",),
+                )  # fmt: skip
+                assert out.error is None, out.error
+                assert checker.check(out.answer, inst.expected).correct
+                calls[cascade] += out.llm_calls
+    assert calls[True] < calls[False]
