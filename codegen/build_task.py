@@ -329,4 +329,5 @@ def _emit(
             agent=agent,
             message=message,
         )
-    return BuildResult(agent_id, build_id, rendered, message, records, {"validation": validation})
+    details = {"validation": validation, "cascade": params_used.get("cascade", {})}
+    return BuildResult(agent_id, build_id, rendered, message, records, details)
