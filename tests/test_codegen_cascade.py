@@ -116,6 +116,25 @@ def test_confident_items_stay_local_and_only_the_uncertain_reach_the_llm() -> No
     assert len(llm.sent) == 1 and cascade.stats["prompts_cached"] == 1
 
 
+def test_without_an_llm_only_prompts_the_models_cover_entirely_are_answered() -> None:
+    """What ``--llm off`` sees: the LLM refuses, so a prompt with an uncertain item fails."""
+
+    class Refused(Exception):
+        pass
+
+    def refuse(prompts: list[str]) -> list[str]:
+        raise Refused(f"{len(prompts)} prompt(s)")
+
+    models, _ = distil(_calls())
+    covered = [t for t, _ in _items(random.Random(3), 8)]
+    cascade = Cascade(models, refuse)
+    assert cascade.answer([INSTR + "\n\n" + "\n".join(covered)])[0].splitlines() == [
+        "yes" if t.startswith(tuple(WEATHER)) else "no" for t in covered
+    ]
+    with pytest.raises(Refused):
+        cascade.answer([INSTR + "\n\n" + "\n".join([*covered, "xyzzy plugh"])])
+
+
 def test_a_reply_that_is_not_per_item_falls_back_to_the_program_s_own_prompt() -> None:
     models, _ = distil(_calls())
     llm = FakeLLM(broken=True)
