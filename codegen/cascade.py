@@ -28,7 +28,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 # --- runtime begin ---
@@ -149,56 +149,28 @@ class Cascade:
     def answer(self, prompts: Sequence[str]) -> list[str]:
         out: list[str | None] = [None] * len(prompts)
         plans: dict[int, tuple[str, str, list[str | None], list[str]]] = {}
-        direct: dict[str, list[int]] = {}  # prompt sent as it is -> positions
-        unsure: dict[str, dict[str, None]] = {}  # instruction -> distinct uncertain items, in order
-        chunk: dict[str, int] = {}
+        direct: dict[str, list[int]] = {}  # prompt sent as it is -> its positions
         for i, prompt in enumerate(prompts):
             cached = self.cache.get(_digest(prompt))
             if cached is not None:
                 out[i] = cached
                 self.stats["prompts_cached"] += 1
                 continue
-            parsed = split_prompt(prompt)
-            model = self.models.get(instruction_key(parsed[0])) if parsed else None
-            if parsed is None or model is None:
+            plan = self._plan(prompt)
+            if plan is None:
                 direct.setdefault(prompt, []).append(i)
-                continue
-            instruction, items = parsed
-            labels: list[str | None] = []
-            for item in items:
-                label, probability = model.predict(item)
-                if probability >= model.threshold:
-                    labels.append(label)
-                else:
-                    labels.append(None)
-                    unsure.setdefault(instruction, {})[item] = None
-            chunk[instruction] = max(chunk.get(instruction, 1), len(items))
-            plans[i] = (instruction, reply_format(instruction), labels, items)
-        asked: list[tuple[str, list[str]]] = []
-        for instruction, items_seen in unsure.items():
-            pending = list(items_seen)
-            size = chunk[instruction]
-            asked += [(instruction, pending[k : k + size]) for k in range(0, len(pending), size)]
+            else:
+                plans[i] = plan
+        asked = self._unsure_chunks(plans.values())
         batch = list(direct) + [instruction + "\n\n" + "\n".join(part) for instruction, part in asked]
         replies = self.send(batch) if batch else []
-        for prompt, reply in zip(direct, replies, strict=False):
+        for prompt, reply in zip(direct, replies[: len(direct)], strict=True):
             self.cache[_digest(prompt)] = reply
             for i in direct[prompt]:
                 out[i] = reply
-        learned: dict[tuple[str, str], str] = {}
-        failed: set[tuple[str, str]] = set()
-        for (instruction, part), reply in zip(asked, replies[len(direct) :], strict=True):
-            got = parse_reply(reply, len(part), reply_format(instruction))
-            known = self.models[instruction_key(instruction)].known
-            if got is None or any(label.lower() not in known for label in got):
-                failed.update((instruction, item) for item in part)
-                continue
-            learned.update(((instruction, item), label) for item, label in zip(part, got, strict=True))
-            self.stats["items_sent"] += len(part)
+        learned, failed = self._read(asked, replies[len(direct) :])
         # The LLM did not answer those items one by one: their prompts go as the program wrote them.
-        fallback = [
-            i for i, (instr, _, _, items) in plans.items() if any((instr, it) in failed for it in items)
-        ]
+        fallback = [i for i, plan in plans.items() if any((plan[0], item) in failed for item in plan[3])]
         if fallback:
             again = list(dict.fromkeys(prompts[i] for i in fallback))
             for prompt, reply in zip(again, self.send(again), strict=True):
@@ -211,6 +183,53 @@ class Cascade:
             full = [label if label is not None else learned[(instruction, item)] for label, item in zip(labels, items, strict=True)]  # fmt: skip
             out[i] = self.cache[_digest(prompts[i])] = format_reply(full, fmt)
         return [text if text is not None else "" for text in out]
+
+    def _plan(self, prompt: str) -> tuple[str, str, list[str | None], list[str]] | None:
+        """(instruction, reply format, label or None where unsure, items); None: not for a model."""
+        parsed = split_prompt(prompt)
+        model = self.models.get(instruction_key(parsed[0])) if parsed else None
+        if parsed is None or model is None:
+            return None
+        instruction, items = parsed
+        labels: list[str | None] = []
+        for item in items:
+            label, probability = model.predict(item)
+            labels.append(label if probability >= model.threshold else None)
+        return instruction, reply_format(instruction), labels, items
+
+    @staticmethod
+    def _unsure_chunks(
+        plans: Iterable[tuple[str, str, list[str | None], list[str]]],
+    ) -> list[tuple[str, list[str]]]:
+        """Distinct uncertain items per instruction, in order, in chunks no larger than the program's."""
+        unsure: dict[str, dict[str, None]] = {}
+        size: dict[str, int] = {}
+        for instruction, _, labels, items in plans:
+            size[instruction] = max(size.get(instruction, 1), len(items))
+            for label, item in zip(labels, items, strict=True):
+                if label is None:
+                    unsure.setdefault(instruction, {})[item] = None
+        out: list[tuple[str, list[str]]] = []
+        for instruction, distinct in unsure.items():
+            pending, n = list(distinct), size[instruction]
+            out += [(instruction, pending[k : k + n]) for k in range(0, len(pending), n)]
+        return out
+
+    def _read(
+        self, asked: list[tuple[str, list[str]]], replies: Sequence[str]
+    ) -> tuple[dict[tuple[str, str], str], set[tuple[str, str]]]:
+        """Labels the LLM gave per (instruction, item); and the items whose reply was not per item."""
+        learned: dict[tuple[str, str], str] = {}
+        failed: set[tuple[str, str]] = set()
+        for (instruction, part), reply in zip(asked, replies, strict=True):
+            got = parse_reply(reply, len(part), reply_format(instruction))
+            known = self.models[instruction_key(instruction)].known
+            if got is None or any(label.lower() not in known for label in got):
+                failed.update((instruction, item) for item in part)
+                continue
+            learned.update(((instruction, item), label) for item, label in zip(part, got, strict=True))
+            self.stats["items_sent"] += len(part)
+        return learned, failed
 
 
 # --- runtime end ---
