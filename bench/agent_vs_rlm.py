@@ -92,6 +92,17 @@ def one_family(family: str, root: Path, args: argparse.Namespace) -> dict[str, A
         "family": family,
         "agent_id": built.agent_id,
         "build": built.message,
+        "selected": [
+            {
+                "shape": c.shape[:90],
+                "llm_calls": c.llm_calls,
+                "tokens": c.tokens_in + c.tokens_out,
+                "validation_instances": c.n_instances,
+            }
+            for c in built.candidates
+            if c.status == "selected"
+        ],
+        "distilled": built.details.get("cascade", {}),
         "test_instances": s["agent"]["n"],
         "rlm": s["rlm"],
         "agent": s["agent"],
@@ -122,19 +133,20 @@ def main() -> None:
         for family in args.families.split(","):
             rows.append(one_family(family, Path(tmp), args))
     table = Table(title=f"agent vs RLM on test instances (simulator latency {args.sim_latency:g})")
-    for col in ("family", "n", "accuracy RLM / agent", "tokens RLM / agent", "wall median RLM / agent",
-                "tokens ratio", "wall ratio", "same output twice"):  # fmt: skip
+    for col in ("family", "n", "accuracy RLM / agent", "LLM calls RLM / agent", "tokens RLM / agent",
+                "wall median RLM / agent", "tokens ratio", "wall ratio", "same output twice"):  # fmt: skip
         table.add_column(col)
     for r in rows:
         rlm, agent, ratios = r["rlm"], r["agent"], r["ratios"]
         table.add_row(
             r["family"], str(r["test_instances"]),
             f"{rlm['accuracy']:.0%} / {agent['accuracy']:.0%}",
+            f"{rlm['llm_calls']:,} / {agent['llm_calls']:,}",
             f"{rlm['tokens_in'] + rlm['tokens_out']:,} / {agent['tokens_in'] + agent['tokens_out']:,}",
             f"{rlm['wall_median_s']:.2f} s / {agent['wall_median_s']:.2f} s",
             f"{ratios['tokens']}", f"{ratios['wall_median']}", "yes" if r["goals"]["deterministic"] else "NO",
         )  # fmt: skip
-    Console().print(table)
+    Console(width=160).print(table)
     for r in rows:
         failed = [k for k, ok in r["goals"].items() if not ok]
         Console().print(

@@ -9,6 +9,10 @@
    LLM calls, tokens and time, and must reach ``min_accuracy``;
 4. the agent holds one program per shape that has a winner. No winner at all: nothing
    is emitted, the build is stored with the reason, and :class:`BuildError` says it.
+
+Before validation, the sub-calls recorded in the runs on *train* instances are distilled
+into per-item models (:mod:`codegen.distill`); candidates are validated with them in
+place, exactly as the agent will run (:mod:`codegen.cascade`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from rlmine.store import (
     CandidateRecord,
     Store,
     read_cells,
+    runs_on_instances,
     save_build,
     sub_call_responses,
     successful_runs,
@@ -53,6 +58,7 @@ class TaskBuildOptions:
     lm_options: dict[str, Any] = field(default_factory=dict)
     cell_timeout_s: float = 120.0
     concurrency: int = 4
+    cascade: bool = True  # distil per-item models from the recorded sub-calls (needs scikit-learn)
 
 
 def load_task_spec(store: Store, name: str) -> tuple[str, TaskSpec]:
@@ -86,6 +92,36 @@ def _trials(
         if values is not None:
             out.append(Trial(inst.id, inst.context_path(task), values, inst.expected))
     return out
+
+
+def item_models(
+    store: Store, task: TaskSpec, runs: list[Any], enabled: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Distilled per-item models from the sub-calls of the runs on train instances."""
+    if not enabled:
+        return {}, {"enabled": False}
+    try:
+        from codegen.distill import distil
+    except ImportError:  # pragma: no cover - scikit-learn is part of the miner extra
+        return {}, {"enabled": False, "reason": "scikit-learn is not installed (pip install 'rlmine[miner]')"}
+    # Every finished run on a train instance: a run whose final answer was wrong still
+    # recorded the sub-LLM's own answers about its items. Never validation or test instances.
+    train = [i.id for i in task.instances_in("train")]
+    task_id = next((r.task_id for r in runs if r.task_id), None)
+    with store.reader() as con:
+        source = sorted(
+            {
+                r.id
+                for engine in sorted({r.engine for r in runs})
+                for r in runs_on_instances(con, task_id or "", train, engine)
+            }
+        )
+        calls = sub_call_responses(con, source)
+    try:
+        models, reports = distil(calls)
+    except ImportError:  # pragma: no cover
+        return {}, {"enabled": False, "reason": "scikit-learn is not installed (pip install 'rlmine[miner]')"}
+    return models, {"enabled": True, "runs": len(source), "questions": [r.to_dict() for r in reports]}
 
 
 def _record(
@@ -142,6 +178,7 @@ def build_for_task(
             records.append(
                 CandidateRecord(len(records), "?", "run:" + run.id, (run.id,), "", "failed", exc.one_line())
             )
+    models, cascade_report = item_models(store, task, runs, opts.cascade)
     sub_model = opts.sub_model or next((r.sub_model for r in runs if r.sub_model), None) or "sim"
     lm_kw = {"api_base": opts.api_base, **opts.lm_options}
     checker = task.make_checker()
@@ -176,6 +213,7 @@ def build_for_task(
             max_calls=task.budget.max_sub_calls,
             cell_timeout_s=opts.cell_timeout_s,
             concurrency=opts.concurrency,
+            item_models=models,
         )
         order = sorted(range(len(tried)), key=lambda i: (scores[i].rank(), i))
         best = order[0]
@@ -196,6 +234,7 @@ def build_for_task(
         "min_accuracy": opts.min_accuracy,
         "max_candidates": opts.max_candidates,
         "split": opts.split,
+        "cascade": cascade_report,
     }
     if not winners:
         best_seen = max((r.accuracy or 0.0 for r in records), default=0.0)
@@ -214,7 +253,7 @@ def build_for_task(
                 message=message,
             )
         raise BuildError(message, "more successful runs, or a lower --min-accuracy")
-    return _emit(store, task_id, task, winners, records, params_used, sub_model, filename)
+    return _emit(store, task_id, task, winners, records, params_used, sub_model, filename, models)
 
 
 def _emit(
@@ -226,6 +265,7 @@ def _emit(
     params_used: dict[str, Any],
     sub_model: str,
     filename: str,
+    models: dict[str, dict[str, Any]],
 ) -> BuildResult:
     # Shapes with slots first: a shape without slots accepts any question, so it goes last.
     winners.sort(key=lambda w: (not w[0].representative.params.shape.slots, w[0].shape_key))
@@ -261,6 +301,7 @@ def _emit(
         version=__version__,
         date=datetime.now(UTC).strftime("%Y-%m-%d"),
         filename=filename,
+        item_models=models,
     )
     rendered = render_agent(spec)
     agent = AgentRecord(
@@ -288,4 +329,5 @@ def _emit(
             agent=agent,
             message=message,
         )
-    return BuildResult(agent_id, build_id, rendered, message, records, {"validation": validation})
+    details = {"validation": validation, "cascade": params_used.get("cascade", {})}
+    return BuildResult(agent_id, build_id, rendered, message, records, details)

@@ -57,7 +57,7 @@ def run_program(
             f"the run's code uses the name {PARAMS_NAME!r}, which the agent reserves", "another run"
         )
     found = question_shape(question, params, all_params)
-    statements, _used = parameterize(sliced.statements, found.values)
+    statements, _used = parameterize(sliced.statements, found.values, all_params)
     key = "tactics:" + "→".join(tactic_sequence) if tactic_sequence else "slice:" + group_key(statements)
     return RunProgram(run_id, found, sliced, tuple(statements), key, tactic_sequence)
 

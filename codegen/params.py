@@ -10,7 +10,10 @@ A run on one instance wrote those values into its code as literals (``most_commo
   that does (a month number from a month name, an int from digits) is *derived*,
   checked on every instance of the task;
 * :func:`parameterize` rewrites the literals of the slice that equal a parameter's
-  value (or contain it, in a string) into reads of ``question_params[...]``.
+  value (or contain it, in a string) into reads of ``question_params[...]`` — except
+  in a string that also holds *another* instance's value of the same parameter: that
+  string lists the choices (``"positive, negative or neutral"``), it is not this
+  instance's value.
 """
 
 from __future__ import annotations
@@ -154,7 +157,8 @@ def extract(shape: QuestionShape, question: str) -> dict[str, Any] | None:
 class _Literals(ast.NodeTransformer):
     """Literals equal to (or containing) a parameter's value → reads of ``question_params``."""
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], others: Mapping[str, set[str]] | None = None) -> None:
+        self.others = others or {}
         self.ints = {v: k for k, v in sorted(values.items(), reverse=True) if isinstance(v, int)}
         self.strs = {v: k for k, v in sorted(values.items(), reverse=True) if isinstance(v, str)}
         self.forms = self._forms(values)
@@ -208,8 +212,11 @@ class _Literals(ast.NodeTransformer):
         if not pattern:
             return None
         lookup = {f[0]: f for f in self.forms}
+        listed = {name for name, alts in self.others.items() if any(_has_word(text, alt) for alt in alts)}
         for m in re.finditer(pattern, text):
             _, name, spec = lookup[m.group(0)]
+            if name in listed:
+                continue
             if spec is None and m.group(0).isdigit() and len(m.group(0)) == 2 and _date_like(text, m):
                 spec = "02d"  # a month or hour in a date: 12 here, 06 in another instance
             if m.start() > pos:
@@ -224,17 +231,31 @@ class _Literals(ast.NodeTransformer):
         return ast.JoinedStr(pieces)
 
 
+def _has_word(text: str, word: str) -> bool:
+    return len(word) >= 3 and re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text) is not None
+
+
 def _date_like(text: str, m: re.Match[str]) -> bool:
     before = text[m.start() - 1] if m.start() else ""
     after = text[m.end()] if m.end() < len(text) else ""
     return before in ("-", "/", ":") or after in ("-", "/", ":")
 
 
-def parameterize(statements: Sequence[str], values: Mapping[str, Any]) -> tuple[list[str], set[str]]:
-    """The statements with parameter literals replaced; and the parameters actually used."""
+def parameterize(
+    statements: Sequence[str], values: Mapping[str, Any], others: Sequence[Mapping[str, Any]] = ()
+) -> tuple[list[str], set[str]]:
+    """The statements with parameter literals replaced; and the parameters actually used.
+
+    ``others``: every instance's parameters, to tell a listing of choices from a value.
+    """
     if not values:
         return list(statements), set()
-    rewriter = _Literals(values)
+    alternatives: dict[str, set[str]] = {}
+    for params in others:
+        for name, value in params.items():
+            if name in values and isinstance(value, str) and value != values[name]:
+                alternatives.setdefault(name, set()).add(value)
+    rewriter = _Literals(values, alternatives)
     out = []
     for source in statements:
         tree = rewriter.visit(ast.parse(source))

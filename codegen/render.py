@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from codegen.cascade import runtime_source
 from codegen.params import QuestionShape
 from codegen.program import program_source
 
@@ -44,6 +45,7 @@ class AgentSpec:
     version: str = "0"
     date: str = ""
     filename: str = "agent.py"
+    item_models: dict[str, dict[str, Any]] = field(default_factory=dict)  # codegen.distill's, by question
 
     @property
     def source_runs(self) -> tuple[str, ...]:
@@ -74,6 +76,13 @@ def _provenance(spec: AgentSpec) -> list[str]:
     lines.append("tactic sequence: " + (" → ".join(spec.tactic_sequence) or "(the miner has not run)"))
     for index, program in enumerate(spec.programs):
         lines.append(f"shape {index}: {program.shape.template[:160]}")
+    if spec.item_models:
+        lines.append(
+            f"distilled item models ({len(spec.item_models)}), answering confident items without the LLM: "
+            + "; ".join(
+                f"{q[:60]!r} (threshold {m['threshold']:.3f})" for q, m in sorted(spec.item_models.items())
+            )
+        )
     if spec.validation:
         lines.append("validation: " + ", ".join(f"{k}={v}" for k, v in sorted(spec.validation.items())))
     lines.append(f"rlmine version: {spec.version}; generated: {spec.date}")
@@ -86,6 +95,11 @@ def _docstring_safe(text: str) -> str:
 
 def _literal(value: Any) -> str:
     return pprint.pformat(value, width=100, sort_dicts=True)
+
+
+def _json_literal(value: Any) -> str:
+    """A Python string literal holding ``value`` as JSON (sorted keys: deterministic)."""
+    return repr(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
 
 
 def render_agent(spec: AgentSpec) -> RenderedAgent:
@@ -129,7 +143,10 @@ def render_agent(spec: AgentSpec) -> RenderedAgent:
             programs=programs,
             shapes=_literal([p.shape.to_dict() for p in spec.programs]),
             program_table="[" + ", ".join(f"solve_{i}" for i in range(len(programs))) + "]",
-            replay=_literal(embedded),
+            replay=_json_literal(embedded),
+            cascade_runtime=runtime_source().rstrip("\n"),
+            item_models=_json_literal(spec.item_models),
+            has_item_models=bool(spec.item_models),
         )
     )
     return RenderedAgent(script, sidecar_name, sidecar)

@@ -44,9 +44,10 @@ def run_script_file(
     api_base: str | None = None,
     model: str | None = None,
     timeout_s: float = 600.0,
+    extra: tuple[str, ...] = (),
 ) -> ScriptOutcome:
-    """Run ``script`` once and read its ``--json`` report."""
-    cmd = [sys.executable, str(script), "--context", str(context), "--llm", llm, "--json"]
+    """Run ``script`` once and read its ``--json`` report (``extra``: more arguments)."""
+    cmd = [sys.executable, str(script), "--context", str(context), "--llm", llm, "--json", *extra]
     if question is not None:
         cmd += ["--question", question]
     if api_base:

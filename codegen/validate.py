@@ -3,12 +3,14 @@
 Each instance gets one sandbox (its context loaded once); every candidate runs there
 as one cell — the program's function followed by ``SUBMIT(solve(context, params))`` —
 with the sub-LM behind the recorder's :class:`~recorder.sublm.SubCallHandler`, so calls,
-tokens and budget are counted as in a recorded run. The answer is scored by the task's
-checker exactly as the batch recorder scores a run.
+tokens and budget are counted as in a recorded run. Between the two sits the agent's own
+:class:`~codegen.cascade.Cascade` (cache and distilled item models), as in the script.
+The answer is scored by the task's checker exactly as the batch recorder scores a run.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codegen.cascade import Cascade
 from codegen.program import program_source
 from recorder.checkers import Checker
 from recorder.lm.base import LM
@@ -93,15 +96,15 @@ def answer_value(answer: Any) -> Any:
 
 
 class _Switch:
-    """The sandbox's LLM handler, pointed at one candidate's counter at a time."""
+    """The sandbox's LLM handler, pointed at one candidate's cascade (and counter) at a time."""
 
     def __init__(self) -> None:
-        self.current: SubCallHandler | None = None
+        self.current: Cascade | None = None
 
     def __call__(self, prompts: list[str], model: str | None) -> list[str]:
         if self.current is None:
             raise RuntimeError("no sub-LM handler is active")
-        return self.current(prompts, model)
+        return self.current.answer(prompts)
 
 
 def _one_instance(
@@ -111,6 +114,7 @@ def _one_instance(
     sub_lm: LM,
     max_calls: int,
     cell_timeout_s: float,
+    item_models: dict[str, dict[str, Any]],
 ) -> list[TrialResult]:
     switch = _Switch()
     results = []
@@ -120,7 +124,7 @@ def _one_instance(
     with SubprocessSandbox(config, switch) as sandbox:
         for index, statements in enumerate(programs):
             handler = SubCallHandler(run_id=new_id(), sub_lm=sub_lm, max_calls=max_calls, temperature=0.0)
-            switch.current = handler
+            switch.current = Cascade(item_models, functools.partial(handler, model=None))
             name = f"solve_candidate_{index}"
             code = program_source(name, statements) + f"SUBMIT({name}(context, {trial.values!r}))\n"
             try:
@@ -159,15 +163,21 @@ def validate(
     max_calls: int = 500,
     cell_timeout_s: float = 120.0,
     concurrency: int = 4,
+    item_models: dict[str, dict[str, Any]] | None = None,
 ) -> list[Score]:
-    """One :class:`Score` per program, over every trial (instances run in parallel)."""
+    """One :class:`Score` per program, over every trial (instances run in parallel).
+
+    ``item_models`` are the distilled models the agent will ship with (:mod:`codegen.distill`).
+    """
     scores = [Score() for _ in programs]
     if not programs or not trials:
         return scores
     sub_lm = sub_lm_factory()
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futures = [
-            pool.submit(_one_instance, t, programs, checker, sub_lm, max_calls, cell_timeout_s)
+            pool.submit(
+                _one_instance, t, programs, checker, sub_lm, max_calls, cell_timeout_s, item_models or {}
+            )
             for t in trials
         ]
         for future in futures:

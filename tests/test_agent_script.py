@@ -87,7 +87,13 @@ def test_rendered_script_matches_the_golden_file() -> None:
         replay={PROMPT: " svc0 \n"},
         version="0.0-test",
         date="2026-01-01",
-    )
+        item_models={
+            "is each service below failing?": {
+                "labels": ["no", "yes"], "intercept": [-0.5], "ngrams": 1, "threshold": 0.9,
+                "terms": {"error": [1.4, 3.2], "svc": [1.0, 0.1]},
+            }
+        },
+    )  # fmt: skip
     script = render_agent(spec).script
     if os.environ.get("RLMINE_UPDATE_GOLDEN"):
         GOLDEN.write_text(script)

@@ -62,6 +62,12 @@ def build_cmd(
     api_base: str | None = typer.Option(
         None, "--api-base", help="OpenAI-compatible endpoint of --sub-model."
     ),
+    cascade: bool = typer.Option(
+        True,
+        "--cascade/--no-cascade",
+        help="With --task: distil per-item models from the recorded sub-LLM answers (scikit-learn) so "
+        "the agent asks the LLM only about items they are unsure of.",
+    ),
     db: Path | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -79,8 +85,9 @@ def build_cmd(
     else:
         assert task is not None
         opts = TaskBuildOptions(
-            min_accuracy=min_accuracy, max_candidates=max_candidates, concurrency=concurrency
-        )
+            min_accuracy=min_accuracy, max_candidates=max_candidates, concurrency=concurrency,
+            sub_model=sub_model, api_base=api_base, cascade=cascade,
+        )  # fmt: skip
         result = build_for_task(store, task, opts, filename=out.name)
     assert result.rendered is not None
     if result.rendered.sidecar_name and result.rendered.sidecar is not None:
