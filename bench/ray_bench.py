@@ -262,6 +262,9 @@ def main() -> None:
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
             logging_level="ERROR",
+            # Ray keeps only num_cpus idle workers by default; with fractional shares per run
+            # the rest would be reaped between the batches and "warm" would start cold again.
+            _system_config={"num_workers_soft_limit": concurrency},
         )
         results["ray_init_s"] = round(time.perf_counter() - t0, 2)
         # A run mostly waits on its model: 1/concurrency of a CPU each lets `concurrency` run at once.

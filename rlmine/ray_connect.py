@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +18,7 @@ from rlmine.errors import UserError
 __all__ = ["INSTALL_HINT", "connect", "import_ray"]
 
 INSTALL_HINT = "pip install 'rlmine[ray]'"
+_REACH_TIMEOUT_S = 5.0
 
 
 def import_ray() -> ModuleType:
@@ -28,11 +30,27 @@ def import_ray() -> ModuleType:
     return ray
 
 
+def _check_reachable(address: str) -> None:
+    """A UserError unless something listens at ``HOST:PORT``: Ray itself keeps retrying an
+    unreachable address for minutes before it gives up."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address {address!r} is not HOST:PORT or auto", "--ray-address HEAD:6379")
+    try:
+        socket.create_connection((host, int(port)), timeout=_REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UserError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc})",
+            "the head node's address and GCS port (ray start --head prints it), or --ray-address auto "
+            "on a node of the cluster",
+        ) from None
+
+
 def connect(address: str | None, init_options: dict[str, Any] | None = None) -> bool:
     """Join Ray; True when this call started (and so should shut down) the connection.
 
     An already initialised Ray (a notebook, a test) is used as it is. Otherwise
-    ``address`` (``auto``, ``ray://HEAD:10001``, ``HOST:6379``), else ``$RAY_ADDRESS``,
+    ``address`` (``auto`` or ``HEAD:6379`` from a cluster node), else ``$RAY_ADDRESS``,
     else a private local Ray bound to 127.0.0.1 with the dashboard off.
     """
     ray = import_ray()
@@ -40,15 +58,21 @@ def connect(address: str | None, init_options: dict[str, Any] | None = None) -> 
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, **(init_options or {})}
-    if not address:
-        kwargs = {"include_dashboard": False, "_node_ip_address": "127.0.0.1", **kwargs}
+    if not address:  # private and short-lived: its start-up notices are noise to the user
+        kwargs = {
+            "include_dashboard": False,
+            "_node_ip_address": "127.0.0.1",
+            **kwargs,
+            "logging_level": (init_options or {}).get("logging_level", logging.ERROR),
+        }
+    if address and address != "auto":
+        _check_reachable(address)
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
             f"cannot connect to the Ray cluster at {address}: {first}",
-            "--ray-address auto on a cluster node, ray://HEAD:10001 from outside, or no --ray-address "
-            "for a local Ray",
+            "--ray-address auto (or HEAD:6379) on a node of the cluster, or no --ray-address for a local Ray",
         ) from exc
     return True

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "scripts"))
 
@@ -51,4 +54,20 @@ def test_unknown_executor_and_ray_flags_on_the_local_executor_are_refused(tmp_pa
     stray = rlmine("record", str(task), "--ray-address", "auto", "--db", str(db))
     assert stray.returncode == 1
     assert stray.stderr == "Error: --ray-address is for the Ray executor only — try adding --executor ray\n"
+    assert not db.exists()
+
+
+def test_an_unreachable_ray_address_is_one_line_before_anything_is_written(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    task = write_task(tmp_path)
+    db = tmp_path / "x.duckdb"
+    result = rlmine(
+        "record", str(task), "--executor", "ray", "--ray-address", f"127.0.0.1:{port}", "--db", str(db)
+    )
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"Error: no Ray cluster answers at 127.0.0.1:{port} (Connection refused) — try ")
     assert not db.exists()

@@ -53,7 +53,7 @@ class RayWorkerLost(RlmineRuntimeError):
 class RayExecutor:
     """Runs each request as a Ray task; see the module docstring.
 
-    ``address``: a running cluster (``auto``, ``ray://HOST:10001``, ``HOST:6379``);
+    ``address``: a running cluster (``auto`` or ``HEAD:6379``, from a cluster node);
     None connects to ``$RAY_ADDRESS`` when set, else starts a private local Ray bound to
     127.0.0.1 (dashboard off) that :meth:`close` shuts down. An already initialised
     Ray (a notebook, a test) is used as it is. ``num_cpus`` is the CPU share Ray

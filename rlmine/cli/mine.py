@@ -61,7 +61,7 @@ def mine_cmd(
     ray_address: str | None = typer.Option(
         None,
         "--ray-address",
-        help="Ray only: cluster address (auto, ray://HEAD:10001); default $RAY_ADDRESS, else a local Ray.",
+        help="Ray only: cluster address (auto, or HEAD:6379); default $RAY_ADDRESS, else a local Ray.",
     ),
     ray_actors: int = typer.Option(
         2, "--ray-actors", min=1, help="Ray only: embedding actors (each loads the model once)."

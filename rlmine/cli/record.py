@@ -72,7 +72,7 @@ def record_cmd(
     ray_address: str | None = typer.Option(
         None,
         "--ray-address",
-        help="Ray only: cluster address (auto, ray://HEAD:10001); default $RAY_ADDRESS, else a local Ray.",
+        help="Ray only: cluster address (auto, or HEAD:6379); default $RAY_ADDRESS, else a local Ray.",
     ),
     ray_cpus: float | None = typer.Option(
         None, "--ray-cpus-per-run", min=0.01, help="Ray only: CPUs reserved per run (default 1)."
