@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from recorder.batch import BatchResult
+    from recorder.executors import Executor
     from recorder.lm.base import LM
     from recorder.tasks import Budget, TaskSpec
     from rlmine.trace import Trace
@@ -55,11 +56,18 @@ def record(
     db: str | Path = "traces/rlmine.duckdb",
     runs: int = 1,
     model: str | tuple[str, ...] = "sim",
+    executor: Executor | str = "local",
     **options: Any,
 ) -> BatchResult:
-    """Record a batch; ``options`` are the fields of :class:`recorder.batch.RecordOptions`."""
+    """Record a batch; ``options`` are the fields of :class:`recorder.batch.RecordOptions`.
+
+    ``executor``: ``"local"``, ``"ray"`` (a local Ray, or ``$RAY_ADDRESS``), or an executor
+    object such as ``RayExecutor(address="auto", num_cpus=0.25)`` (see ``docs/scale-out.md``).
+    """
     from recorder.batch import RecordOptions
     from recorder.batch import record as _record
+    from recorder.executors import make_executor
 
+    runner = make_executor(executor) if isinstance(executor, str) else executor
     models = (model,) if isinstance(model, str) else tuple(model)
-    return _record(task, db=db, options=RecordOptions(runs=runs, models=models, **options))
+    return _record(task, db=db, options=RecordOptions(runs=runs, models=models, **options), executor=runner)

@@ -71,3 +71,18 @@ def test_an_unreachable_ray_address_is_one_line_before_anything_is_written(tmp_p
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith(f"Error: no Ray cluster answers at 127.0.0.1:{port} (Connection refused) — try ")
     assert not db.exists()
+
+
+def test_a_ray_env_variable_that_is_not_set_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    task = write_task(tmp_path)
+    db = tmp_path / "x.duckdb"
+    result = rlmine(
+        "record", str(task), "--executor", "ray", "--ray-env", "RLMINE_NOT_SET_ANYWHERE", "--db", str(db)
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: --ray-env RLMINE_NOT_SET_ANYWHERE is not set in this environment — "
+        "try export RLMINE_NOT_SET_ANYWHERE=… before recording, or drop --ray-env RLMINE_NOT_SET_ANYWHERE"
+    )
+    assert not db.exists()

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import recorder_fakes  # noqa: E402
 from recorder_fakes import fake_factory, write_task  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
+import recorder  # noqa: E402
 from recorder.batch import BatchEvent, RecordOptions, record  # noqa: E402
 from recorder.executors import LocalExecutor  # noqa: E402
 from recorder.executors.ray_executor import RayExecutor  # noqa: E402
@@ -194,21 +196,25 @@ def test_a_batch_started_with_one_executor_resumes_with_the_other(tmp_path: Path
 def test_the_api_key_reaches_workers_through_the_runtime_env_and_is_never_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env, secret = "RLMINE_TEST_RAY_KEY", "sk-test-4f1d9c0e7b"
-    monkeypatch.setenv(env, secret)  # set in the driver after Ray's workers were started
+    secrets = {"RLMINE_TEST_RAY_KEY": "sk-test-4f1d9c0e7b", "RLMINE_TEST_RAY_EXTRA": "extra-77a1c2"}
+    for name, value in secrets.items():  # set in the driver after Ray's workers were started
+        monkeypatch.setenv(name, value)
     task = write_task(tmp_path, instances=1)
     db = tmp_path / "t.duckdb"
-    result = record(
-        task,
-        db=db,
-        options=RecordOptions(runs=2, models=("m",), api_key_env=env),
-        lm_factory=ray_fakes.key_probe_factory(env, secret),
-        executor=executor(),
+    probe = ray_fakes.key_probe_factory(secrets)
+    options = RecordOptions(runs=2, models=("m",), api_key_env="RLMINE_TEST_RAY_KEY")
+    # without --ray-env the extra variable stays on the driver
+    alone = record(
+        task, db=db, options=replace(options, batch="alone"), lm_factory=probe, executor=executor()
     )
+    assert [r.final_answer for r in alone.runs] == ["missing", "missing"]
+    both = RayExecutor(num_cpus=0.5, env=("RLMINE_TEST_RAY_EXTRA",))
+    result = record(task, db=db, options=replace(options, batch="both"), lm_factory=probe, executor=both)
     assert [r.final_answer for r in result.runs] == ["seen", "seen"]
     stored = " ".join(str(row) for table in records(db).values() for row in table)
     stored += " ".join(str(r) for r in _rows(db, "SELECT params, metadata FROM runs"))
-    assert secret not in stored and secret.encode() not in db.read_bytes()
+    for value in secrets.values():
+        assert value not in stored and value.encode() not in db.read_bytes()
 
 
 def test_record_cli_with_executor_ray(sim_task: Path, tmp_path: Path) -> None:
@@ -218,3 +224,6 @@ def test_record_cli_with_executor_ray(sim_task: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert '"planned": 2' in result.stdout and '"cancelled": false' in result.stdout
     assert len(_rows(db, "SELECT id FROM runs WHERE status = 'submitted'")) == 2
+    # the Python API takes the executor by name too
+    more = recorder.record(sim_task, db=db, runs=2, split="validation", executor="ray")
+    assert more.planned == 2 and more.by_status == {"submitted": 2}

@@ -16,11 +16,11 @@ from rlmine.errors import UserError
 __all__ = ["EXECUTORS", "Executor", "LMPlan", "LocalExecutor", "RunRequest", "make_executor"]
 
 
-_RAY_FLAGS = {"address": "--ray-address", "num_cpus": "--ray-cpus-per-run"}
+_RAY_FLAGS = {"address": "--ray-address", "num_cpus": "--ray-cpus-per-run", "env": "--ray-env"}
 
 
 def _local(**options: Any) -> Executor:
-    given = [_RAY_FLAGS.get(k, k) for k, v in options.items() if v is not None]
+    given = [_RAY_FLAGS.get(k, k) for k, v in options.items() if v not in (None, ())]
     if given:
         verb = "is" if len(given) == 1 else "are"
         raise UserError(f"{' and '.join(given)} {verb} for the Ray executor only", "adding --executor ray")
@@ -33,7 +33,7 @@ def _ray(**options: Any) -> Executor:
     import_ray()  # the install hint before anything else
     from recorder.executors.ray_executor import RayExecutor
 
-    kwargs = {k: v for k, v in options.items() if v is not None}
+    kwargs = {k: v for k, v in options.items() if v not in (None, ())}
     return RayExecutor(**kwargs)
 
 
@@ -41,7 +41,7 @@ EXECUTORS: Mapping[str, Callable[..., Executor]] = {"local": _local, "ray": _ray
 
 
 def make_executor(name: str, **options: Any) -> Executor:
-    """An executor by registry name; ``options`` (address, num_cpus) are the Ray executor's."""
+    """An executor by registry name; ``options`` (address, num_cpus, env) are the Ray executor's."""
     try:
         factory = EXECUTORS[name]
     except KeyError:

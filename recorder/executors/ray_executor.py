@@ -35,7 +35,7 @@ from recorder.engine import RunObserver
 from recorder.executors.base import LMPlan, RunRequest
 from recorder.executors.local import close_lms
 from recorder.executors.remote_run import stream_run
-from rlmine.errors import RlmineRuntimeError
+from rlmine.errors import RlmineRuntimeError, UserError
 from rlmine.ray_connect import connect, import_ray
 from rlmine.trace import Iteration, LLMCall, Run, StepLabel, Trace, utcnow
 
@@ -58,6 +58,8 @@ class RayExecutor:
     127.0.0.1 (dashboard off) that :meth:`close` shuts down. An already initialised
     Ray (a notebook, a test) is used as it is. ``num_cpus`` is the CPU share Ray
     reserves per run (a run mostly waits on the LLM, so a fraction packs more per core).
+    ``env``: names of further environment variables sent to the workers with the API key
+    (e.g. ``ANTHROPIC_API_KEY`` for a ``litellm/`` model).
     """
 
     name = "ray"
@@ -67,10 +69,12 @@ class RayExecutor:
         address: str | None = None,
         *,
         num_cpus: float = 1.0,
+        env: tuple[str, ...] = (),
         init_options: dict[str, Any] | None = None,
     ) -> None:
         self.address = address
         self.num_cpus = num_cpus
+        self.env = tuple(env)
         self.init_options = dict(init_options or {})
         self._ray: ModuleType | None = None
         self._owns_ray = False
@@ -83,20 +87,25 @@ class RayExecutor:
         # Build every backend once here, as the local executor does, so a bad model
         # spec or a missing API key fails before anything is written or submitted.
         close_lms([plan.make(m, role) for m in plan.models for role in ("root", "sub")])
+        secrets = self._secrets(plan)
         self._owns_ray = connect(self.address, self.init_options)
         self._ray = ray
-        secrets = self._secrets(plan)
         options: dict[str, Any] = {"num_returns": "streaming", "num_cpus": self.num_cpus, "max_retries": 0}
         if secrets:
             options["runtime_env"] = {"env_vars": secrets}
         self._task = ray.remote(stream_run).options(**options)
         self._plan_ref = ray.put(plan)
 
-    @staticmethod
-    def _secrets(plan: LMPlan) -> dict[str, str]:
-        name = plan.api_key_env
-        value = os.environ.get(name) if name else None
-        return {name: value} if name and value else {}
+    def _secrets(self, plan: LMPlan) -> dict[str, str]:
+        """The API key variable and any ``env`` names, from the driver's environment."""
+        names = [n for n in (plan.api_key_env, *self.env) if n]
+        missing = [n for n in self.env if n not in os.environ]
+        if missing:
+            raise UserError(
+                f"--ray-env {missing[0]} is not set in this environment",
+                f"export {missing[0]}=… before recording, or drop --ray-env {missing[0]}",
+            )
+        return {n: os.environ[n] for n in names if n in os.environ}
 
     def close(self) -> None:
         if self._ray is not None and self._owns_ray:
@@ -122,8 +131,14 @@ class RayExecutor:
                 event = ray.get(next(stream))
             except StopIteration:
                 raise RayWorkerLost("the Ray task ended without reporting the run's end") from None
-            except ray.exceptions.RayError as exc:
-                raise RayWorkerLost(_lost_message(exc)) from None
+            except ray.exceptions.TaskCancelledError:  # `ray cancel` from outside this driver
+                return replay.cancelled(time.perf_counter() - t0)
+            except ray.exceptions.RayTaskError as exc:  # the task's own code failed, not the engine
+                raise RlmineRuntimeError(f"the Ray task failed: {_first_line(exc)}") from None
+            except ray.exceptions.RayError as exc:  # worker or node died, object lost
+                raise RayWorkerLost(
+                    f"the Ray worker running this run died ({type(exc).__name__}: {_first_line(exc)})"
+                ) from None
             done = replay.feed(event)
             if done is not None:
                 return done
@@ -167,6 +182,6 @@ class _Replay:
         return self._trace(run).with_totals()
 
 
-def _lost_message(exc: BaseException) -> str:
+def _first_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    return f"the Ray worker running this run died ({type(exc).__name__}: {text[:300]})"
+    return text[:300]

@@ -77,6 +77,11 @@ def record_cmd(
     ray_cpus: float | None = typer.Option(
         None, "--ray-cpus-per-run", min=0.01, help="Ray only: CPUs reserved per run (default 1)."
     ),
+    ray_env: list[str] = typer.Option(
+        [],
+        "--ray-env",
+        help="Ray only: also send this environment variable to the workers (repeatable), e.g. ANTHROPIC_API_KEY.",
+    ),
     db: Path | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -90,7 +95,7 @@ def record_cmd(
         raise UserError(
             f"no task file at {task_file}", "`rlmine tasks make celebrities --out DIR` to make one"
         )
-    runner = make_executor(executor, address=ray_address, num_cpus=ray_cpus)  # before any work
+    runner = make_executor(executor, address=ray_address, num_cpus=ray_cpus, env=tuple(ray_env))
     spec = load_task(task_file)
     budget = {
         "max_iterations": max_iterations,

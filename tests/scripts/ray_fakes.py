@@ -38,13 +38,14 @@ def dying_factory(kill_seed: int, at_turn: int = 1, steps: int = 3) -> Callable[
     return factory
 
 
-def key_probe_factory(env: str, secret: str) -> Callable[..., FunctionLM]:
-    """A root that submits "seen" when its own process has ``env`` set to ``secret``."""
+def key_probe_factory(secrets: dict[str, str]) -> Callable[..., FunctionLM]:
+    """A root that submits "seen" when its own process has every ``secrets`` variable set."""
 
     def factory(spec: str, *, role: str = "root", **_: Any) -> FunctionLM:
         if role == "sub":
             return _echo_sub(spec)
-        answer = "seen" if os.environ.get(env) == secret else "missing"
+        seen = all(os.environ.get(name) == value for name, value in secrets.items())
+        answer = "seen" if seen else "missing"
         return FunctionLM(lambda _m, **_kw: f'```python\nSUBMIT("{answer}")\n```', model=spec)
 
     return factory
