@@ -41,7 +41,7 @@ def _check_reachable(address: str) -> None:
     except OSError as exc:
         raise UserError(
             f"no Ray cluster answers at {address} ({exc.strerror or exc})",
-            "the head node's address and GCS port (ray start --head prints it), or --ray-address auto "
+            "the head node's address and GCS port (as printed by ray start on the head node), or --ray-address auto "
             "on a node of the cluster",
         ) from None
 
