@@ -121,11 +121,12 @@ class RayExecutor:
         replay = _Replay(request.run, observer)
         t0 = time.perf_counter()
         while True:
-            if cancel.is_set():
-                ray.cancel(stream)
-                return replay.cancelled(time.perf_counter() - t0)
-            ready, _ = ray.wait([stream], timeout=_POLL_S)
+            # What has arrived is taken first: a run that ended just before Ctrl-C keeps its end.
+            ready, _ = ray.wait([stream], timeout=0 if cancel.is_set() else _POLL_S)
             if not ready:
+                if cancel.is_set():
+                    ray.cancel(stream)
+                    return replay.cancelled(time.perf_counter() - t0)
                 continue
             try:
                 event = ray.get(next(stream))
