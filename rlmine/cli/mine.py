@@ -56,7 +56,7 @@ def mine_cmd(
     executor: str = typer.Option(
         "local",
         "--executor",
-        help="Where new steps are embedded: local (this process) or ray (Ray actors; pip install 'rlmine[ray]').",
+        help="Where new steps are embedded: local (this process) or ray (Ray actors; pip install 'rlmine\\[ray]').",
     ),
     ray_address: str | None = typer.Option(
         None,

@@ -67,7 +67,7 @@ def record_cmd(
     executor: str = typer.Option(
         "local",
         "--executor",
-        help="Where runs execute: local (threads of this process) or ray (a Ray cluster; pip install 'rlmine[ray]').",
+        help="Where runs execute: local (threads of this process) or ray (a Ray cluster; pip install 'rlmine\\[ray]').",
     ),
     ray_address: str | None = typer.Option(
         None,
