@@ -106,8 +106,22 @@ def test_a_20_run_simulator_batch_stores_the_same_records_as_the_local_executor(
     sim_task: Path, tmp_path: Path
 ) -> None:
     options = RecordOptions(runs=4, split=None, concurrency=4, lm_options={"latency": 0.0})
-    local = record(sim_task, db=tmp_path / "local.duckdb", options=options)
-    remote = record(sim_task, db=tmp_path / "ray.duckdb", options=options, executor=executor())
+    events: dict[str, Counter[str]] = {"local": Counter(), "ray": Counter()}
+    local = record(
+        sim_task,
+        db=tmp_path / "local.duckdb",
+        options=options,
+        on_event=lambda e: events["local"].update([e.kind]),
+    )
+    remote = record(
+        sim_task,
+        db=tmp_path / "ray.duckdb",
+        options=options,
+        executor=executor(),
+        on_event=lambda e: events["ray"].update([e.kind]),
+    )
+    # the progress bar hears the same events
+    assert events["ray"] == events["local"] == {"planned": 1, "started": 20, "finished": 20}
     assert local.planned == remote.planned == 20
     assert len(remote.runs) == 20 and remote.by_status == local.by_status
     expected, got = records(tmp_path / "local.duckdb"), records(tmp_path / "ray.duckdb")
