@@ -196,6 +196,8 @@ def test_a_batch_started_with_one_executor_resumes_with_the_other(tmp_path: Path
     done_first = sum(r.status == "submitted" for r in started.runs)
     assert 1 <= done_first <= 5
     assert started.by_status.get("cancelled", 0) >= 1  # runs in flight were stopped, not finished
+    cancelled = _rows(db, "SELECT question, root_model FROM runs WHERE status = 'cancelled'")
+    assert cancelled and all(row == ("How many lines does the context have?", "m") for row in cancelled)
     second = "ray" if first == "local" else "local"
     resumed = record(task, db=db, options=options, lm_factory=factory, executor=make[second]())
     assert not resumed.cancelled and resumed.skipped == done_first

@@ -23,7 +23,6 @@ DuckDB file and resume, claims, progress and batch identity are shared code.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -40,8 +39,6 @@ from rlmine.ray_connect import connect, import_ray
 from rlmine.trace import Iteration, LLMCall, Run, StepLabel, Trace, utcnow
 
 __all__ = ["RayExecutor", "RayWorkerLost"]
-
-log = logging.getLogger(__name__)
 
 _POLL_S = 0.2  # how often a waiting driver thread looks at the cancel flag
 
@@ -118,7 +115,7 @@ class RayExecutor:
         if ray is None or self._task is None:
             raise RlmineRuntimeError("the Ray executor is not open", "calling open() first")
         stream = self._task.remote(request, self._plan_ref)
-        replay = _Replay(request.run, observer)
+        replay = _Replay(request, observer)
         t0 = time.perf_counter()
         while True:
             # What has arrived is taken first: a run that ended just before Ctrl-C keeps its end.
@@ -149,8 +146,10 @@ class _Replay:
     """Feeds one run's streamed events to the batch's observer and keeps what it needs
     to hand back the whole trace (the iterations are never sent twice)."""
 
-    def __init__(self, template: Run, observer: RunObserver) -> None:
-        self.run = template
+    def __init__(self, request: RunRequest, observer: RunObserver) -> None:
+        # Until the worker's "started" arrives, the run is the claimed template plus what a
+        # local run that is cancelled before its first step would carry.
+        self.run = replace(request.run, question=request.question, started_at=utcnow())
         self.observer = observer
         self.iterations: list[Iteration] = []
         self.calls: list[LLMCall] = []
