@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[miner,browser,dev]'
+	$(PY) -m pip install -q -e '.[miner,browser,dev,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

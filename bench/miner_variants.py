@@ -49,7 +49,7 @@ from miner.cluster import ClusterOptions, cluster_vectors, regroup  # noqa: E402
 from miner.dataflow import defs_uses, join_by_dataflow  # noqa: E402
 from miner.embed import DEFAULT_MODEL  # noqa: E402
 from miner.flows import collapse, consensus_plan, dominant_group  # noqa: E402
-from recorder import record  # noqa: E402
+from recorder import RecordOptions, record  # noqa: E402
 from recorder.families import make_task  # noqa: E402
 from rlmine.store import Store, cached_embeddings  # noqa: E402
 
@@ -82,9 +82,15 @@ def prepare(seed: int, work: Path) -> Path:
         return db
     for family in FAMILIES:
         make_task(family, work / family, size_bytes=200_000, instances=5, seed=TASK_SEED)
-        record(work / family / "task.yaml", db=db, runs=20, seeds=(seed,), concurrency=2, batch=family)
         record(
-            work / family / "task.yaml", db=db, runs=4, seeds=(seed + 1,), concurrency=2, batch=family + "+"
+            work / family / "task.yaml",
+            db=db,
+            options=RecordOptions(runs=20, seeds=(seed,), concurrency=2, batch=family),
+        )
+        record(
+            work / family / "task.yaml",
+            db=db,
+            options=RecordOptions(runs=4, seeds=(seed + 1,), concurrency=2, batch=family + "+"),
         )
     store = Store.open(db)
     with store.reader() as con:

@@ -110,6 +110,17 @@ class SentenceEmbedder:
             batches.append(current)
         return batches
 
+    def plan_batches(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token-budget batches :meth:`encode` uses, as indices into ``texts``.
+
+        Encoding one planned batch on its own gives the very batch (same members, same
+        order) ``encode`` runs for it: how a distributed encode keeps the local vectors.
+        """
+        model = self._load()
+        limit = int(model.max_seq_length)
+        ids = model.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=limit)
+        return self._batches([len(x) for x in ids["input_ids"]])
+
     def encode(self, texts: Sequence[str], on_progress: Progress | None = None) -> np.ndarray:
         model = self._load()
         # Renamed in sentence-transformers 5 (the old name warns).
@@ -122,11 +133,8 @@ class SentenceEmbedder:
             if on_progress is not None:
                 on_progress(len(texts))
             return np.asarray(out, dtype=np.float32)
-        limit = int(model.max_seq_length)
-        ids = model.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=limit)
-        lengths = [len(x) for x in ids["input_ids"]]
         result = np.zeros((len(texts), dim), dtype=np.float32)
-        for batch in self._batches(lengths):
+        for batch in self.plan_batches(texts):
             vectors = model.encode(
                 [texts[i] for i in batch],
                 batch_size=len(batch),

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from recorder.engine import EngineOptions, run_rlm
+from recorder.engine import EngineOptions
+from recorder.executors import Executor, LMPlan, LocalExecutor, RunRequest, make_executor
 from recorder.lm.base import LM
 from recorder.lm.registry import make_lm
 from recorder.tasks import InstanceSpec, TaskSpec, load_task
@@ -288,14 +289,6 @@ def _split_counts(spec: TaskSpec) -> str:
     return ", ".join(f"{split} ({n})" for split, n in counts.items()) or "none: the task lists no instances"
 
 
-def _close_lms(*groups: dict[str, LM]) -> None:
-    for group in groups:
-        for lm in group.values():
-            close = getattr(lm, "close", None)
-            if callable(close):
-                close()
-
-
 def record(
     task: TaskSpec | str | Path,
     *,
@@ -304,8 +297,15 @@ def record(
     on_event: Callable[[BatchEvent], None] | None = None,
     cancel: threading.Event | None = None,
     lm_factory: LMFactory = make_lm,
+    executor: Executor | str | None = None,
 ) -> BatchResult:
-    """Record a batch of runs of ``task`` into the database ``db``."""
+    """Record a batch of runs of ``task`` into the database ``db``.
+
+    ``executor`` says where runs execute: ``"local"`` (the default: threads of this process),
+    ``"ray"`` (a local Ray, or ``$RAY_ADDRESS``) or an executor object such as
+    ``RayExecutor(address="auto")`` (see :mod:`recorder.executors` and docs/scale-out.md);
+    everything else — claims, recording, resume — is the same.
+    """
     opts = options or RecordOptions()
     spec = task if isinstance(task, TaskSpec) else load_task(Path(task))
     # Preflight: everything that can be checked is checked before anything is written
@@ -317,12 +317,12 @@ def record(
             f"--split all, or one of: {_split_counts(spec)}",
         )
     lm_kw = {"api_base": opts.api_base, "api_key_env": opts.api_key_env, **opts.lm_options}
-    roots = {m: lm_factory(m, role="root", **lm_kw) for m in opts.models}
-    subs = {m: lm_factory(opts.sub_model or m, role="sub", **lm_kw) for m in opts.models}
+    executor = make_executor(executor) if isinstance(executor, str) else executor or LocalExecutor()
+    executor.open(LMPlan(opts.models, opts.sub_model, lm_kw, lm_factory))
     try:
         store = db if isinstance(db, Store) else Store.open(Path(db), create=True)
     except BaseException:
-        _close_lms(roots, subs)
+        executor.close()
         raise
     cancel = cancel or threading.Event()
     name = opts.batch or default_batch_name(spec, opts)
@@ -332,7 +332,7 @@ def record(
     emit = on_event or (lambda _e: None)
     emit(BatchEvent("planned", total=len(slots), skipped=result.skipped))
     if not todo:
-        _close_lms(roots, subs)
+        executor.close()
         return result
 
     budget = spec.budget.merged(opts.budget)
@@ -371,16 +371,14 @@ def record(
         observer = RecordingObserver(recorder)
         try:
             template = replace(template, context=inst.context_ref(spec))
-            trace = run_rlm(
+            request = RunRequest(
                 inst.question_text(spec),
                 inst.context_path(spec),
-                lm=roots[slot.model],
-                sub_lm=subs[slot.model],
-                options=EngineOptions(budget=budget, temperature=slot.temperature, seed=slot.seed),
-                run=template,
-                observer=observer,
-                cancel=cancel,
+                slot.model,
+                EngineOptions(budget=budget, temperature=slot.temperature, seed=slot.seed),
+                template,
             )
+            trace = executor.run(request, observer, cancel)
             final = replace(trace, run=_score(spec, inst, trace))
         except Exception as exc:  # a crash of one run never stops the batch
             log.exception("run %s crashed", template.id)
@@ -420,7 +418,7 @@ def record(
     finally:
         claims.release_unstarted()
         recorder.close()
-        _close_lms(roots, subs)
+        executor.close()
     result.cancelled = cancel.is_set()
     result.elsewhere = len(claims.elsewhere)
     return result

@@ -3,27 +3,22 @@ goes through :mod:`rlmine.scoring`, so a missing answer scores the same everywhe
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from recorder_fakes import write_task
 
-SCRIPTS = Path(__file__).resolve().parent / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-
-from recorder_fakes import write_task  # noqa: E402
-
-from codegen.evaluate import EvalOptions, _agent_rows  # noqa: E402
-from recorder.batch import RecordOptions, record  # noqa: E402
-from recorder.checkers import CheckResult  # noqa: E402
-from recorder.importers import ImportOptions, make_finalizer  # noqa: E402
-from recorder.lm.base import LMResponse, Message  # noqa: E402
-from recorder.lm.scripted import FunctionLM  # noqa: E402
-from recorder.tasks import load_task  # noqa: E402
-from rlmine.scoring import MISSING_ANSWER, judge, rescore_task, score_run  # noqa: E402
-from rlmine.store import Store, get_trace, upsert_task  # noqa: E402
-from rlmine.trace import Run, Trace  # noqa: E402
+from codegen.evaluate import EvalOptions, _agent_rows
+from recorder.batch import RecordOptions, record
+from recorder.checkers import CheckResult
+from recorder.importers import ImportOptions, make_finalizer
+from recorder.lm.base import LMResponse, Message
+from recorder.lm.scripted import FunctionLM
+from recorder.tasks import load_task
+from rlmine.scoring import MISSING_ANSWER, judge, rescore_task, score_run
+from rlmine.store import Store, get_trace, upsert_task
+from rlmine.trace import Run, Trace
 
 MISSING = (0.0, False)  # what a missing answer scores, wherever it is judged
 

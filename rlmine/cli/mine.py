@@ -11,7 +11,7 @@ import typer
 
 from rlmine.cli.options import DbOption, JsonOption, open_store
 from rlmine.cli.output import console, df_records, print_json
-from rlmine.errors import NotFoundError
+from rlmine.errors import NotFoundError, UserError
 
 if TYPE_CHECKING:
     from miner.pipeline import MiningResult
@@ -53,15 +53,39 @@ def mine_cmd(
     api_base: str | None = typer.Option(
         None, "--api-base", help="OpenAI-compatible endpoint for --label-model."
     ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="Where new steps are embedded: local (this process) or ray (Ray actors; pip install 'rlmine\\[ray]').",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="Ray only: cluster address (auto, or HEAD:6379); default $RAY_ADDRESS, else a local Ray.",
+    ),
+    ray_actors: int = typer.Option(
+        2, "--ray-actors", min=1, help="Ray only: embedding actors (each loads the model once)."
+    ),
     db: Path | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Mine tactics: split code into steps, embed, cluster, and find the sequences that succeed."""
+    from contextlib import nullcontext
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from miner.cluster import ClusterOptions
     from miner.pipeline import MineOptions, mine
 
+    if executor not in ("local", "ray"):
+        raise UserError(f"unknown executor {executor!r}", "--executor one of: local, ray")
+    if executor == "local" and ray_address is not None:
+        raise UserError("--ray-address is for the Ray executor only", "adding --executor ray")
+    ray_embedder = None
+    if executor == "ray":
+        from miner.ray_embed import RayEmbedder
+
+        ray_embedder = RayEmbedder(embedder, actors=ray_actors, address=ray_address)
     store = open_store(db)
     shape = ClusterOptions() if threshold is None else ClusterOptions(threshold=threshold)
     if shapes_only:
@@ -83,8 +107,15 @@ def mine_cmd(
         bar.update(job, completed=done, total=total)
 
     namer = _namer(label_model, api_base) if label_model else None
-    with bar:
-        result = mine(store, task=task, embedder=embedder, options=options, progress=on_progress, namer=namer)
+    with ray_embedder or nullcontext(), bar:
+        result = mine(
+            store,
+            task=task,
+            embedder=ray_embedder or embedder,
+            options=options,
+            progress=on_progress,
+            namer=namer,
+        )
     if as_json:
         print_json(result.to_json())
         return

@@ -64,11 +64,30 @@ def record_cmd(
     lm_timeout: float | None = typer.Option(
         None, "--lm-timeout", min=0.1, help="Network models: seconds per LLM request attempt (default 60)."
     ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="Where runs execute: local (threads of this process) or ray (a Ray cluster; pip install 'rlmine\\[ray]').",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="Ray only: cluster address (auto, or HEAD:6379); default $RAY_ADDRESS, else a local Ray.",
+    ),
+    ray_cpus: float | None = typer.Option(
+        None, "--ray-cpus-per-run", min=0.01, help="Ray only: CPUs reserved per run (default 1)."
+    ),
+    ray_env: list[str] = typer.Option(
+        [],
+        "--ray-env",
+        help="Ray only: also send this environment variable to the workers (repeatable), e.g. ANTHROPIC_API_KEY.",
+    ),
     db: Path | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Record a batch of RLM runs of a task: every iteration, sub-call, answer and score."""
     from recorder.batch import RecordOptions, record
+    from recorder.executors import make_executor
     from recorder.tasks import load_task
     from rlmine.cli.progress import BatchProgress, sigint_cancels, summary_table
 
@@ -76,6 +95,7 @@ def record_cmd(
         raise UserError(
             f"no task file at {task_file}", "`rlmine tasks make celebrities --out DIR` to make one"
         )
+    runner = make_executor(executor, address=ray_address, num_cpus=ray_cpus, env=tuple(ray_env))
     spec = load_task(task_file)
     budget = {
         "max_iterations": max_iterations,
@@ -108,7 +128,7 @@ def record_cmd(
     cancel = threading.Event()
     bar = BatchProgress(status_out, f"recording {spec.name}")
     with sigint_cancels(cancel, status_out), bar.progress:
-        result = record(spec, db=db_path, options=opts, on_event=bar, cancel=cancel)
+        result = record(spec, db=db_path, options=opts, on_event=bar, cancel=cancel, executor=runner)
     if as_json:
         print_json(
             {
