@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import duckdb  # noqa: E402
-from dashboard_fixtures import running_dashboard, synthetic_traces  # noqa: E402
+from dashboard_fixtures import CHROMIUM_ARGS, running_dashboard, synthetic_traces  # noqa: E402
 
 from rlmine.store import Store  # noqa: E402
 from rlmine.store import _dashboard_mining as mining_data  # noqa: E402
@@ -55,16 +55,6 @@ GOAL_QUERY_P95_MS = 300.0
 GOAL_VIEWER_S = 2.0
 REPEATS = 20
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _blocks(it: Iteration, fail: bool) -> Iteration:

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import components as ui
+from dashboard import data
 
 PERCENT = st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)
 MINE_HINT = (
@@ -32,3 +33,20 @@ def pick_mining(minings: pd.DataFrame, key: str) -> str:
     chosen = st.selectbox("Mining", ids, index=index, format_func=labels.__getitem__, key=key)
     st.query_params["mining"] = chosen
     return str(chosen)
+
+
+def mining_page(name: str, *args: str | None) -> tuple[data.PageData, str] | None:
+    """The page's data for the mining chosen in its select box (the newest by default), or
+    None once the page said why there is nothing to show (loading, no database, no mining)."""
+    mining = st.query_params.get("mining")
+    page = data.fetch(name, mining, *args)
+    if not ui.show_state(page):
+        return None
+    if page["minings"].empty:
+        st.info(f"No mining in `{data.db_path()}` yet. {MINE_HINT}")
+        return None
+    chosen = pick_mining(page["minings"], f"{name}_mining")
+    if chosen != page["minings"]["id"].iloc[0] and chosen != mining:
+        page = data.fetch(name, chosen, *args)
+    ui.freshness(page)
+    return page, chosen

@@ -36,6 +36,18 @@ from rlmine.trace import Iteration, LLMCall, Run, StepLabel, Trace
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Headless Chromium for the browser tests and the dashboard bench: no network side traffic.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
 T0 = datetime(2025, 3, 1, 9, 0, 0)
 
 KNOWN_RUN = "r-logs-sim-01"  # 4 iterations; iteration 2 holds KNOWN_CODE_MARKER

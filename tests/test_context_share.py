@@ -7,11 +7,11 @@ import json
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import eventually
 
 from recorder.sandbox import SandboxConfig, SandboxError, SubprocessSandbox
 from recorder.sandbox.base import START_METHOD_ENV
@@ -53,15 +53,6 @@ def worker_pid(box: SubprocessSandbox) -> int:
     pid = int(box.worker_info["pid"])
     inner = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return int(inner[0]) if inner else pid
-
-
-def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_sandboxes_on_one_large_file_share_one_loaded_copy(big_text: Path) -> None:

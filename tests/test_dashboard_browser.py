@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from dashboard_fixtures import (
     CHILD_RUN,
+    CHROMIUM_ARGS,
     IMPORTED_RUN,
     KNOWN_CODE_MARKER,
     KNOWN_RUN,
@@ -33,16 +34,6 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 WRITES = 10  # runs the writer adds while the browser works
 WRITE_INTERVAL_S = 0.5

@@ -7,11 +7,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import eventually
 
 from recorder.sandbox import SandboxConfig, SubprocessSandbox
 from recorder.sandbox.base import START_METHOD_ENV
@@ -47,15 +47,6 @@ def children(pid: int) -> list[int]:
         if fields is not None and fields[1] == str(pid):
             found.append(int(entry))
     return found
-
-
-def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import components as ui
 from dashboard import data
-from dashboard.mining_widgets import MINE_HINT, PERCENT, pick_mining
+from dashboard.mining_widgets import PERCENT, mining_page
 
 TOP_EDGES = 40
 
@@ -110,17 +110,10 @@ def _outcomes(page: data.PageData) -> None:
 
 
 def render() -> None:
-    mining = st.query_params.get("mining")
-    page = data.fetch("flows", mining)
-    if not ui.show_state(page):
+    shown = mining_page("flows")
+    if shown is None:
         return
-    if page["minings"].empty:
-        st.info(f"No mining in `{data.db_path()}` yet. {MINE_HINT}")
-        return
-    chosen = pick_mining(page["minings"], "flows_mining")
-    if chosen != page["minings"]["id"].iloc[0] and chosen != mining:
-        page = data.fetch("flows", chosen)
-    ui.freshness(page)
+    page, chosen = shown
     consensus = page["minings"].set_index("id").loc[chosen, "consensus"]
     if isinstance(consensus, str) and consensus not in ("[]", ""):
         import json

@@ -147,31 +147,15 @@ def _budget(page: data.PageData) -> None:
     if budget.empty:
         st.info("No run records a budget yet (params.budget.max_iterations / max_sub_calls).")
         return
-    left, right = st.columns(2)
-    left.plotly_chart(
-        px.histogram(
-            budget,
-            x="iterations_used",
-            color="status",
-            nbins=20,
-            range_x=[0, 1.05],
-            title="Share of the iteration budget used",
-            labels={"iterations_used": "iterations / max"},
-        ),
-        key="iter_budget_chart",
+    budgets = (
+        ("iterations_used", "iteration budget", "iterations / max", "iter_budget_chart"),
+        ("sub_calls_used", "sub-call budget", "sub-calls / max", "sub_budget_chart"),
     )
-    right.plotly_chart(
-        px.histogram(
-            budget,
-            x="sub_calls_used",
-            color="status",
-            nbins=20,
-            range_x=[0, 1.05],
-            title="Share of the sub-call budget used",
-            labels={"sub_calls_used": "sub-calls / max"},
-        ),
-        key="sub_budget_chart",
-    )
+    for column, (used, budget_name, axis, key) in zip(st.columns(2), budgets, strict=True):
+        figure = px.histogram(
+            budget, x=used, color="status", nbins=20, range_x=[0, 1.05], labels={used: axis}
+        )
+        column.plotly_chart(figure.update_layout(title=f"Share of the {budget_name} used"), key=key)
     st.dataframe(
         page["budget_summary"],
         hide_index=True,

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import components as ui
 from dashboard import data
-from dashboard.mining_widgets import MINE_HINT, PERCENT, pick_mining
+from dashboard.mining_widgets import PERCENT, mining_page
 
 
 def _table(page: data.PageData) -> None:
@@ -109,18 +109,11 @@ def _per_task(page: data.PageData) -> None:
 
 
 def render() -> None:
-    mining = st.query_params.get("mining")
     tactic = st.query_params.get("tactic")
-    page = data.fetch("tactics", mining, tactic)
-    if not ui.show_state(page):
+    shown = mining_page("tactics", tactic)
+    if shown is None:
         return
-    if page["minings"].empty:
-        st.info(f"No mining in `{data.db_path()}` yet. {MINE_HINT}")
-        return
-    chosen = pick_mining(page["minings"], "tactics_mining")
-    if chosen != page["minings"]["id"].iloc[0] and chosen != mining:
-        page = data.fetch("tactics", chosen, tactic)
-    ui.freshness(page)
+    page, chosen = shown
     tactics = page["tactics"]
     if tactics.empty:
         st.info("This mining found no tactic (every step was rare).")
