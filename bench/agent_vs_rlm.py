@@ -1,8 +1,10 @@
 """The generated agent against the RLM, on each demo family, with simulated LM latency.
 
-    PYTHONPATH=. .venv/bin/python bench/agent_vs_rlm.py [--quick] [--sim-latency 1]
+    PYTHONPATH=. .venv/bin/python bench/agent_vs_rlm.py [--quick] [--sim-latency 1] [--random-split]
 
-For each family: make a task (train / validation / test splits), record simulator runs
+For each family: make a task (train / validation / test splits; *covered*: validation and
+test ask only question categories train asks, such as a review topic, unless
+``--random-split``; decision 0021), record simulator runs
 on the train instances (no latency: building does not need it), build an agent
 (candidates selected on the *validation* instances), then ``rlmine eval`` on the *test*
 instances — never used for selection — with the simulator's latency on for both
@@ -65,8 +67,9 @@ def _determinism(script: Path, task: Any) -> bool:
 def one_family(family: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     task_file = make_task(
-        family, root / family, size_bytes=args.size, instances=args.instances, seed=args.seed
-    )
+        family, root / family, size_bytes=args.size, instances=args.instances, seed=args.seed,
+        covered=not args.random_split,
+    )  # fmt: skip
     task = load_task(task_file)
     store = Store.open(root / f"{family}.duckdb", create=True)
     record(
@@ -124,6 +127,11 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--random-split", action="store_true",
+        help="test questions drawn freely, also of categories no train run asked (default: covered)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args()
     args.size = 102_400 if args.quick else 1 << 20
     args.instances = 15 if args.quick else 25
@@ -152,10 +160,11 @@ def main() -> None:
         Console().print(
             f"{r['family']}: goals {'all met' if not failed else 'NOT met: ' + ', '.join(failed)}"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {"quick": args.quick, "sim_latency": args.sim_latency, "python": platform.python_version(),
+             "split": "random" if args.random_split else "covered",
              "families": rows},
             indent=2, default=str,
         ) + "\n"

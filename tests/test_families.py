@@ -276,6 +276,31 @@ def test_cli_tasks_make_writes_the_task_and_says_what_next(tmp_path: Path) -> No
     assert len(load_task(out / "task.yaml").instances) == 3
 
 
+def _categories(task_file: Path, split: str) -> list[tuple[str, ...]]:
+    fam = get_family("reviews-aggregate")
+    return [fam.question_category(i.params) for i in load_task(task_file).instances_in(split)]
+
+
+def test_cli_tasks_make_covered_asks_only_questions_train_asked(tmp_path: Path) -> None:
+    # seed 11's free draw asks validation and test about delivery, which no train instance does
+    def make(out: str, *flags: str) -> Path:
+        args = ["tasks", "make", "reviews-aggregate", "--size", "100KB", "--instances", "25", "--seed", "11"]
+        result = CliRunner().invoke(_cli(), [*args, "--out", str(tmp_path / out), *flags])
+        assert result.exit_code == 0, result.output
+        return tmp_path / out / "task.yaml"
+
+    free, covered, again = make("free"), make("covered", "--covered"), make("again", "--covered")
+    seen = set(_categories(free, "train"))
+    assert ("topic", "delivery") not in seen
+    assert ("topic", "delivery") in _categories(free, "validation") + _categories(free, "test")
+    assert _categories(covered, "train") == _categories(free, "train")  # train is drawn as before
+    for split in ("validation", "test"):
+        asked = _categories(covered, split)
+        assert set(asked) <= seen, split
+        assert [c[0] for c in asked] == [c[0] for c in _categories(free, split)]  # same mix of kinds
+    assert covered.read_text() == again.read_text()  # same seed, same task
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -55,11 +55,13 @@ def make_task(
     splits: Sequence[float] = (0.6, 0.2, 0.2),
     progress: TaskProgressFn | None = None,
     name: str | None = None,
+    covered: bool = False,
 ) -> Path:
     """Write ``out_dir/task.yaml`` and ``out_dir/contexts/*``; return the task file path.
 
     ``progress(done_bytes, total_bytes)`` is called as contexts are written; ``name`` is the
-    task's name (default ``<family>-<size>-s<seed>``).
+    task's name (default ``<family>-<size>-s<seed>``); ``covered`` keeps validation and test
+    questions to the categories train asks (see :func:`.task_writer.make_task_with`).
     """
     return make_task_with(
         get_family(family),
@@ -70,4 +72,5 @@ def make_task(
         splits=splits,
         progress=progress,
         name=name,
+        covered=covered,
     )

@@ -35,6 +35,9 @@ class Family(ABC):
     questions: ClassVar[Mapping[str, str]]  # kind -> str.format template over params
     default_kind: ClassVar[str]
     budget: ClassVar[Mapping[str, Any]] = {"max_iterations": 12, "max_sub_calls": 500}
+    # kind -> the params that make a different question of that kind (a topic, a sentiment),
+    # as opposed to ones that only move it (a month, a k): see :meth:`question_category`
+    categories: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     @property
     def question_template(self) -> str:
@@ -48,6 +51,12 @@ class Family(ABC):
                 f"{self.name}: unknown question kind {kind!r}", f"one of {', '.join(self.questions)}"
             )
         return self.questions[kind].format(**params)
+
+    def question_category(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The kind of question an instance asks and its categorical params, e.g.
+        ``("topic", "delivery")``: what a split must have seen for its runs to cover it."""
+        kind = str(params.get("kind", self.default_kind))
+        return (kind, *(str(params.get(name)) for name in self.categories.get(kind, ())))
 
     @abstractmethod
     def make_instance_params(self, rng: random.Random) -> dict[str, Any]:

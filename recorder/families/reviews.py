@@ -55,6 +55,7 @@ class ReviewsFamily(Family):
         ),
     }
     default_kind = "sentiment"
+    categories: ClassVar[Mapping[str, tuple[str, ...]]] = {"sentiment": ("sentiment",), "topic": ("topic",)}
 
     def make_instance_params(self, rng: random.Random) -> dict[str, Any]:
         month = rng.randint(1, 12)

@@ -43,6 +43,31 @@ def split_counts(n: int, splits: Sequence[float]) -> list[int]:
     return counts
 
 
+_COVER_TRIES = 200
+
+
+def _draw_params(family: Family, seed: int, index: int, seen: set[tuple[str, ...]] | None) -> dict[str, Any]:
+    """Instance ``index``'s params; with ``seen``, redrawn (deterministically) until their
+    question category is one of those, keeping the first draw when none is after a while."""
+
+    def draw(*attempt: int) -> dict[str, Any]:
+        return family.make_instance_params(
+            random.Random(derive_seed("params", family.name, seed, index, *attempt))
+        )
+
+    first = draw()
+    category = family.question_category(first)
+    if not seen or category in seen:
+        return first
+    # the same kind of question (the splits keep their mix of kinds), on a category seen
+    wanted = {c for c in seen if c[0] == category[0]} or seen
+    for attempt in range(1, _COVER_TRIES):
+        params = draw(attempt)
+        if family.question_category(params) in wanted:
+            return params
+    return first
+
+
 def make_task_with(
     family: Family,
     out_dir: Path,
@@ -53,10 +78,13 @@ def make_task_with(
     splits: Sequence[float] = (0.6, 0.2, 0.2),
     progress: TaskProgressFn | None = None,
     name: str | None = None,
+    covered: bool = False,
 ) -> Path:
     """Write the task file and contexts for ``family``; return the task file path.
 
-    ``name`` defaults to ``<family>-<size>-s<seed>``."""
+    ``name`` defaults to ``<family>-<size>-s<seed>``. ``covered`` draws validation and test
+    questions only from the categories the train split asks (:meth:`Family.question_category`),
+    so an agent distilled from train runs is measured on questions its runs have seen."""
     check_size(size_bytes)
     if name is not None and (not name.strip() or any(c.isspace() for c in name)):
         raise UserError(f"task name {name!r} is empty or has spaces", "--name logs")
@@ -73,13 +101,14 @@ def make_task_with(
         raise UserError(f"cannot write to {out_dir}: {exc.strerror or exc}", "another --out folder") from exc
     total = size_bytes * instances
     entries: list[dict[str, Any]] = []
+    seen: set[tuple[str, ...]] = set()
     index = 0
     for split, count in zip(("train", "validation", "test"), counts, strict=True):
         for j in range(count):
             ident = f"{split}-{j:03d}"
-            params = family.make_instance_params(
-                random.Random(derive_seed("params", family.name, seed, index))
-            )
+            params = _draw_params(family, seed, index, seen if covered and split != "train" else None)
+            if split == "train":
+                seen.add(family.question_category(params))
             context = contexts / f"{ident}{family.context_suffix}"
             done_before = index * size_bytes
 

@@ -65,7 +65,8 @@ def demo_cmd(
         term.print(f"1. task: reusing {task_file}")
     else:
         term.print(f"1. task: generating {instances} × {size} of {family} data into {task_dir}")
-        make_task(family, task_dir, size_bytes=size_bytes, instances=instances, seed=seed)
+        # test questions of categories train asked: the agent is measured on what its runs saw
+        make_task(family, task_dir, size_bytes=size_bytes, instances=instances, seed=seed, covered=True)
     spec = load_task(task_file)
     train = spec.instances_in("train") or list(spec.instances)
     repeats = max(1, math.ceil(runs / len(train)))

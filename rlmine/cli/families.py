@@ -87,6 +87,12 @@ def make_cmd(
     name: str | None = typer.Option(
         None, "--name", help="Task name (default: <family>-<size>-s<seed>).", show_default=False
     ),
+    covered: bool = typer.Option(
+        False,
+        "--covered",
+        help="Ask validation and test questions only of the kinds and categories (a topic, a sentiment) "
+        "that train asks, so an agent built from train runs is measured on questions its runs have seen.",
+    ),
 ) -> None:
     """Generate a task: FAMILY instances with contexts and exact expected answers."""
     fam = get_family(family)
@@ -119,6 +125,7 @@ def make_cmd(
             splits=shares,
             progress=advance,
             name=name,
+            covered=covered,
         )
     out_console.print(
         f"Wrote {instances} instances of {format_size(size_bytes)} to {task_file}",
