@@ -82,3 +82,35 @@ def test_shapes_only_keeps_code_shapes_apart(tmp_path: Path) -> None:
     assert shapes.exit_code == 0, shapes.output
     # The fixture's runs write statements that feed each other: joined, they are fewer tactics.
     assert len(json.loads(shapes.output)["tactics"]) > len(joined["tactics"])
+
+
+def test_db_prune_minings_keeps_the_newest_per_scope(tmp_path: Path) -> None:
+    db = tmp_path / "m.duckdb"
+    make_db(db)
+    mine = ("mine", "--db", str(db), "--embedder", "hashing", "--json")
+    scoped = [json.loads(invoke(*mine, "--task", "logs").output)["mining_id"] for _ in range(3)]
+    everything = json.loads(invoke(*mine).output)["mining_id"]
+    store = Store.open(db)
+    with store.reader() as con:
+        mined_before = con.execute("SELECT * FROM mined_steps ORDER BY ALL").fetchall()
+        cached = con.execute("SELECT count(*) FROM embeddings").fetchone()
+
+    out = invoke("db", "prune-minings", "--keep", "1", "--db", str(db), "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["deleted"] == scoped[:2]  # the all-runs mining is its own scope
+    with store.reader() as con:
+        left = [r[0] for r in con.execute("SELECT id FROM mining_runs ORDER BY id").fetchall()]
+        orphans = con.execute(
+            "SELECT count(*) FROM steps WHERE mining_id NOT IN (SELECT id FROM mining_runs)"
+        ).fetchone()
+        assert con.execute("SELECT * FROM mined_steps ORDER BY ALL").fetchall() == mined_before
+        assert con.execute("SELECT count(*) FROM embeddings").fetchone() == cached
+    assert left == sorted([scoped[2], everything]) and orphans == (0,)
+    listed = json.loads(invoke("tactics", "list", "--db", str(db), "--task", "logs", "--json").output)
+    assert listed["mining_id"] == scoped[2]
+
+    again = invoke("db", "prune-minings", "--keep", "1", "--db", str(db))
+    assert again.exit_code == 0 and "deleted 0 mining(s)" in again.output
+    bad = run_cli("db", "prune-minings", "--keep", "1", "--task", "nope", "--db", str(db))
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: no task named 'nope'"), bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -31,6 +31,7 @@ __all__ = [
     "list_tactics",
     "next_tactic_number",
     "previous_tactics",
+    "prune_minings",
     "run_sequences",
     "run_steps",
     "save_embeddings",
@@ -159,6 +160,36 @@ def save_mining(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pd.DataFram
                 con.unregister(name)
         counts[table] = len(df)
     return counts
+
+
+def prune_minings(con: duckdb.DuckDBPyConnection, *, keep: int, task_id: str | None = None) -> list[str]:
+    """Delete all but the ``keep`` newest minings of each scope; return the deleted ids, oldest first.
+
+    A scope is one task, or all runs (minings made without ``--task``); with ``task_id`` only
+    that task's scope is pruned. The newest mining of every scope always stays, so
+    ``mined_steps`` and tactic-id matching read what they read before. Cached embeddings stay:
+    they are shared by minings and make the next one cheap. The caller holds the transaction.
+    """
+    if keep < 1:
+        raise ValueError("keep must be at least 1")
+    where, params = ("WHERE task_id = ?", [task_id]) if task_id is not None else ("", [])
+    ids = [
+        str(r[0])
+        for r in con.execute(
+            f"""
+            SELECT id FROM (
+                SELECT id, row_number() OVER (PARTITION BY task_id ORDER BY id DESC) AS newer
+                FROM mining_runs {where}
+            ) WHERE newer > ? ORDER BY id
+            """,
+            [*params, keep],
+        ).fetchall()
+    ]
+    if ids:
+        for table in MINING_TABLES:
+            column = "id" if table == "mining_runs" else "mining_id"
+            con.execute(f"DELETE FROM {table} WHERE list_contains(?, {column})", [ids])
+    return ids
 
 
 def previous_tactics(con: duckdb.DuckDBPyConnection, task_id: str | None) -> pd.DataFrame:
