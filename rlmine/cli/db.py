@@ -58,13 +58,12 @@ def prune_minings_cmd(
         deleted = prune_minings(con, keep=keep, task_id=task_id)
     with store.writer() as con:
         con.execute("CHECKPOINT")  # hand the freed blocks back before measuring
-    report = {"deleted": deleted, "size_before": before, "size_after": store.path.stat().st_size}
+    after = store.path.stat().st_size
     if as_json:
-        print_json(report)
+        print_json({"deleted": deleted, "size_before": before, "size_after": after})
         return
     console().print(
-        f"deleted {len(deleted)} mining(s); {store.path}: {before / 1e6:.1f} MB → "
-        f"{report['size_after'] / 1e6:.1f} MB",
+        f"deleted {len(deleted)} mining(s); {store.path}: {before / 1e6:.1f} MB → {after / 1e6:.1f} MB",
         markup=False,
     )
 
