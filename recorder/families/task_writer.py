@@ -59,7 +59,7 @@ def _draw_params(family: Family, seed: int, index: int, seen: set[tuple[str, ...
     category = family.question_category(first)
     if not seen or category in seen:
         return first
-    # the same kind of question (the splits keep their mix of kinds), on a category seen
+    # the same kind of question (the splits keep their mix of kinds) where train asked that kind
     wanted = {c for c in seen if c[0] == category[0]} or seen
     for attempt in range(1, _COVER_TRIES):
         params = draw(attempt)
