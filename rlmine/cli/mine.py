@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rlmine.cli.options import DbOption, JsonOption, open_store
+from rlmine.cli.options import DbOption, JsonOption, RayAddressOption, open_store
 from rlmine.cli.output import console, df_records, print_json
 from rlmine.errors import NotFoundError, UserError
 
@@ -58,11 +58,7 @@ def mine_cmd(
         "--executor",
         help="Where new steps are embedded: local (this process) or ray (Ray actors; pip install 'rlmine\\[ray]').",
     ),
-    ray_address: str | None = typer.Option(
-        None,
-        "--ray-address",
-        help="Ray only: cluster address (auto, or HEAD:6379); default $RAY_ADDRESS, else a local Ray.",
-    ),
+    ray_address: str | None = RayAddressOption,
     ray_actors: int = typer.Option(
         2, "--ray-actors", min=1, help="Ray only: embedding actors (each loads the model once)."
     ),

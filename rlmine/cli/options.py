@@ -13,6 +13,11 @@ DbOption = typer.Option(
     None, "--db", help="Database file (default: $RLMINE_DB, else traces/rlmine.duckdb).", show_default=False
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+RayAddressOption = typer.Option(
+    None,
+    "--ray-address",
+    help="Ray only: cluster address (auto, or HEAD:6379); default $RAY_ADDRESS, else a local Ray.",
+)
 
 
 def open_store(db: Path | None, *, create: bool = False, write: bool = False) -> Store:

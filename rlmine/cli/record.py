@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from rlmine.cli.options import DbOption, JsonOption
+from rlmine.cli.options import DbOption, JsonOption, RayAddressOption
 from rlmine.cli.output import console, err_console, print_json
 from rlmine.config import resolve_db_path
 from rlmine.errors import RlmineRuntimeError, UserError
@@ -69,11 +69,7 @@ def record_cmd(
         "--executor",
         help="Where runs execute: local (threads of this process) or ray (a Ray cluster; pip install 'rlmine\\[ray]').",
     ),
-    ray_address: str | None = typer.Option(
-        None,
-        "--ray-address",
-        help="Ray only: cluster address (auto, or HEAD:6379); default $RAY_ADDRESS, else a local Ray.",
-    ),
+    ray_address: str | None = RayAddressOption,
     ray_cpus: float | None = typer.Option(
         None, "--ray-cpus-per-run", min=0.01, help="Ray only: CPUs reserved per run (default 1)."
     ),
