@@ -18,25 +18,13 @@ from recorder.engine import EngineOptions, run_rlm
 from recorder.lm.base import Message
 from recorder.lm.scripted import ScriptedLM
 from recorder.prompts import EXHAUSTED, NO_CODE_REMINDER, budget_line, system_prompt, truncate_middle
-from recorder.sandbox.base import ExecutionResult
-from recorder.sandbox.scripted import ScriptedSandbox
+from recorder.sandbox.scripted import ScriptedSandbox, cell_result
 from recorder.tasks import Budget
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("RLMINE_UPDATE_GOLDEN") == "1"
 
-OK = ExecutionResult(
-    stdout="",
-    stderr="",
-    error=None,
-    error_kind=None,
-    submitted=False,
-    answer=None,
-    duration_s=0.001,
-    stdout_bytes=0,
-    output_truncated=False,
-    restarted=False,
-)
+OK = cell_result()  # a cell that printed nothing and did not submit
 
 
 def check_golden(name: str, text: str) -> None:

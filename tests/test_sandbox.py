@@ -198,6 +198,17 @@ def test_bad_contexts_fail_to_start(tmp_path: os.PathLike[str]) -> None:
     box.shutdown()
 
 
+def _read_back(tmp_path: os.PathLike[str], data: bytes) -> tuple[str, str]:
+    """``data`` written to a file and read with ``read_text``, equal to Python's own decoding."""
+    path = os.path.join(tmp_path, "context.txt")
+    with open(path, "wb") as handle:
+        handle.write(data)
+    text = read_text(path)
+    expected = data.decode("utf-8", errors="replace")
+    assert len(text) == len(expected) and text == expected and hash(text) == hash(expected)
+    return text, expected
+
+
 @pytest.mark.parametrize(
     "tail",
     [
@@ -213,12 +224,7 @@ def test_large_text_is_filled_in_place_for_every_string_kind(tmp_path: os.PathLi
     # 16 MB minus one byte, then a 2-byte character: it straddles the reader's chunk boundary.
     body = b"0123456789abcdef" * (1 << 20)
     data = body[:-1] + "\u00e9".encode() + tail if tail != b"tail\n" else body + tail
-    path = os.path.join(tmp_path, "big.txt")
-    with open(path, "wb") as handle:
-        handle.write(data)
-    text = read_text(path)
-    expected = data.decode("utf-8", errors="replace")
-    assert len(text) == len(expected) and text == expected and hash(text) == hash(expected)
+    text, expected = _read_back(tmp_path, data)
     assert text[-12:] == expected[-12:] and (text + "!").endswith(expected[-3:] + "!")
 
 
@@ -232,12 +238,7 @@ def test_an_ascii_prefix_is_copied_from_memory_not_read_again(
 ) -> None:
     # Two whole chunks of ASCII, then the first non-ASCII byte: pass 1's string holds the prefix.
     data = b"0123456789abcdef" * (2 << 20) + tail
-    path = os.path.join(tmp_path, "mostly-ascii.txt")
-    with open(path, "wb") as handle:
-        handle.write(data)
-    text = read_text(path)
-    expected = data.decode("utf-8", errors="replace")
-    assert len(text) == len(expected) and text == expected and hash(text) == hash(expected)
+    text, expected = _read_back(tmp_path, data)
     assert text[(2 << 20) * 16 - 3 :] == expected[(2 << 20) * 16 - 3 :]
 
 

@@ -42,11 +42,36 @@ from typing import IO, Any
 log = logging.getLogger(__name__)
 
 WORKER_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "worker", "main.py")
+
 MAX_MESSAGE_BYTES = 1 << 17  # as zygote.MAX_MESSAGE_BYTES (not imported: the zygote is worker-side)
 LAUNCH_TIMEOUT_S = 20.0
 REQUEST_TIMEOUT_S = 20.0  # a template that does not answer by then is wedged: it is killed
 RETRY_AFTER_S = 30.0
 KILL_WAIT_S = 5.0
+
+
+def start_worker_script(
+    script: str, args: list[str], *, cwd: str, env: dict[str, str], pass_fds: tuple[int, ...]
+) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    """``python -s -P SCRIPT ARGS`` (the worker's ``main.py``) in its own session, so a Ctrl-C
+    meant for the host does not reach it; stdout and stderr go to a temporary log the caller
+    then owns. Raises Popen's OSError."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-s", "-P", script, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=cwd,
+            env=env,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
+    except OSError:
+        log.close()
+        raise
+    return proc, log
 
 
 class ForkServerError(Exception):
@@ -91,22 +116,16 @@ class ForkServer:
     def launch(cls, env: dict[str, str], timeout_s: float = LAUNCH_TIMEOUT_S) -> ForkServer:
         """Start a template and wait for its ``ready``; raises ForkServerError."""
         host_end, template_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        log_file = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the ForkServer
-        argv = [sys.executable, "-s", "-P", WORKER_PATH, "--fork-server", str(template_end.fileno())]
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
+            proc, log_file = start_worker_script(
+                WORKER_PATH,
+                ["--fork-server", str(template_end.fileno())],
                 cwd="/",
                 env=env,
                 pass_fds=(template_end.fileno(),),
-                start_new_session=True,  # a Ctrl-C meant for the host does not reach it
             )
         except OSError as exc:
             host_end.close()
-            log_file.close()
             raise ForkServerError(f"cannot start the fork server: {exc}") from exc
         finally:
             template_end.close()

@@ -31,7 +31,7 @@ from typing import IO, Any, Protocol
 
 from recorder.sandbox.base import SandboxError
 from recorder.sandbox.host.context_share import ContextShare
-from recorder.sandbox.host.forkserver import WORKER_PATH, ForkServerError, fork_worker
+from recorder.sandbox.host.forkserver import WORKER_PATH, ForkServerError, fork_worker, start_worker_script
 from recorder.sandbox.protocol import FrameReader, result_frame_cap
 
 # Keep native libraries single-threaded (32 sandboxes on a few cores) and malloc arenas few
@@ -117,29 +117,17 @@ class WorkerProcess:
         """Start ``worker/main.py`` in its own session; ``settings`` gain the pipe fds."""
         cmd_r, cmd_w = os.pipe()
         res_r, res_w = os.pipe()
-        log = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the WorkerProcess, closed by kill()
-        argv = [
-            sys.executable,
-            "-s",
-            "-P",
-            WORKER_PATH,
-            json.dumps({**settings, "cmd_fd": cmd_r, "res_fd": res_w}),
-        ]
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
+        try:  # the log is owned by the WorkerProcess, closed by kill()
+            proc, log = start_worker_script(
+                WORKER_PATH,
+                [json.dumps({**settings, "cmd_fd": cmd_r, "res_fd": res_w})],
                 cwd=workdir,
                 env=env,
                 pass_fds=(cmd_r, res_w),
-                start_new_session=True,
             )
         except OSError as exc:
             for fd in (cmd_w, res_r):
                 os.close(fd)
-            log.close()
             raise SandboxError(
                 f"cannot start the sandbox worker: {exc}", f"check that {sys.executable} runs"
             ) from exc

@@ -87,15 +87,20 @@ def _locked_flags(path: str) -> int:
     return sum(ms for st, ms in _ST_TO_MS if flag & st)
 
 
-def _bind(source: str, target: str, writable: bool = False, device: bool = False) -> None:
-    """Bind ``source`` at ``target`` (created as an empty file or directory), read-only unless
-    asked, nodev unless it is a ``device`` node."""
+def _mount_point(source: str, target: str) -> None:
+    """An empty directory or file at ``target``, as ``source`` is, for a bind mount to cover."""
     if os.path.isdir(source):
         os.makedirs(target, exist_ok=True)
     else:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with contextlib.suppress(FileExistsError):
             os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+
+
+def _bind(source: str, target: str, writable: bool = False, device: bool = False) -> None:
+    """Bind ``source`` at ``target`` (created as an empty file or directory), read-only unless
+    asked, nodev unless it is a ``device`` node."""
+    _mount_point(source, target)
     _mount(source, target, None, MS_BIND | MS_REC)
     flags = _locked_flags(target) | MS_NOSUID | (0 if device else MS_NODEV)
     if not writable:
@@ -183,12 +188,7 @@ def add_mount_points(root: str, paths: list[str]) -> None:
         target = os.path.join(root, path.lstrip("/"))
         if _per_worker(path) or os.path.lexists(target) or any(_under(path, d) for d in _SYSTEM_MOUNTED):
             continue
-        if os.path.isdir(path):
-            os.makedirs(target, exist_ok=True)
-        else:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        _mount_point(path, target)
 
 
 def _pivot(root: str) -> None:
