@@ -16,6 +16,10 @@ while developing the miner, mine the task (all-MiniLM-L6-v2 by default), and sco
   and only tactics that rarely share a run (<= 20% co-occurrence) joined when their majority
   labels agree (the best any method that joins *alternatives* can do: substitution across
   runs, alignment columns).
+* tactic edits (decision 0022), apart from the scores above: a user who merges, once, the
+  tactics that carry one intent (played here by the majority labels, so this is not the
+  unattended miner's quality) and then records 12 more runs; the ARI of the next mining shows
+  how far the merges hold through new data and re-mining.
 * consensus (equal, and the edits between the two plans): the mined consensus plan, each
   tactic read as the ground-truth label most of its steps carry (repeats collapsed), against
   the same plan-building function applied to the ground-truth sequences of the dominant
@@ -52,7 +56,7 @@ from miner.flows import collapse, consensus_plan  # noqa: E402
 from miner.steps import SplitOptions  # noqa: E402
 from recorder import RecordOptions, record  # noqa: E402
 from recorder.families import make_task  # noqa: E402
-from rlmine.store import Store  # noqa: E402
+from rlmine.store import Store, add_tactic_edit, list_tactics  # noqa: E402
 
 FAMILIES = ("celebrities", "incident-logs", "reviews-aggregate")
 SEED = 424242  # run seed never used while developing the miner (dev used 101-103)
@@ -187,6 +191,53 @@ def _truth_consensus(con: duckdb.DuckDBPyConnection, task_id: str) -> tuple[str 
     return dominant, consensus_plan(seqs)
 
 
+def _with_user_merges(
+    store: Store,
+    task_dir: Path,
+    task_name: str,
+    task_id: str,
+    mining_id: str,
+    majority: dict[str, str],
+    options: miner.MineOptions,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Merge each intent's tactics once (labels play the user), add 12 runs, mine, score."""
+    with store.reader() as con:
+        tactics = list_tactics(con, mining_id)
+    by_label: dict[str, list[tuple[int, str, str]]] = {}
+    for row in tactics.to_dict("records"):
+        label = majority.get(str(row["id"]))
+        if label is not None:
+            by_label.setdefault(label, []).append(
+                (-int(row["size"]), str(row["id"]), str(row["medoid_hash"]))
+            )
+    merges = [sorted(group) for group in by_label.values() if len(group) > 1]
+    with store.writer() as con:
+        for group in merges:
+            add_tactic_edit(
+                con,
+                task_id=task_id,
+                kind="merge",
+                tactic_ids=[g[1] for g in group],
+                medoid_hashes=[g[2] for g in group],
+            )
+    more = RecordOptions(runs=4, seeds=(args.seed + 2,), concurrency=2, batch=f"edited-{task_name}")
+    record(task_dir / "task.yaml", db=store.path, options=more)
+    after = miner.mine(store, task=task_name, embedder=args.embedder, options=options)
+    with store.reader() as con:
+        score = _score(con, after.mining_id)
+    return {
+        "consensus_mined": collapse([score["majority"].get(t, "?") for t in after.consensus]),
+        "merges": len(merges),
+        "tactics_merged": sum(len(g) for g in merges),
+        "tactics_after": len(after.tactics),
+        "runs": after.n_runs,
+        "ari": score["ari"],
+        "v_measure": score["v_measure"],
+        "notes": after.notes,
+    }
+
+
 def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     task_dir = work / family
     make_task(family, task_dir, size_bytes=args.size, instances=5, seed=TASK_SEED)
@@ -239,6 +290,12 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
     with store.reader() as con:
         ceilings = _ceilings(con, result.mining_id)
     mined_plan = collapse([majority.get(t, "?") for t in result.consensus])
+    edited = _with_user_merges(
+        store, task_dir, task_name, str(task_id), result.mining_id, majority, options, args
+    )
+    with store.reader() as con:
+        _, truth_after = _truth_consensus(con, str(task_id))  # its runs now include the 12 more
+    edited["consensus_edits"] = _edit_distance(edited.pop("consensus_mined"), truth_after)
     return {
         "family": family,
         "runs": result.n_runs,
@@ -253,6 +310,7 @@ def run_family(family: str, work: Path, args: argparse.Namespace) -> dict[str, A
         "dominant_strategy": dominant,
         "consensus_equal": mined_plan == truth_plan,
         "consensus_edits": _edit_distance(mined_plan, truth_plan),
+        "user_merges": edited,
         "runs_first_mining": first.n_runs,
         "ids_kept_after_new_runs": float(kept[0]) if kept and kept[0] is not None else None,
         "record_s": record_s,
@@ -303,6 +361,14 @@ def main() -> None:
     for r in rows:
         c = r["ari_ceilings"]
         print(f"  {r['family']:<18} {c['forms']:.3f} / {c['tactics']:.3f} / {c['alternatives']:.3f}")
+    print("\nWith a user's merges (one per intent, labels as the user), after 12 more runs and re-mining")
+    for r in rows:
+        u = r["user_merges"]
+        print(
+            f"  {r['family']:<18} {u['merges']} merges of {u['tactics_merged']} tactics → "
+            f"{u['tactics_after']} tactics, {u['runs']} runs: ARI {u['ari']:.3f}, V {u['v_measure']:.3f}, "
+            f"consensus plan {u['consensus_edits']} edits off"
+        )
     for r in rows:
         print(f"\n{r['family']} (dominant sound strategy: {r['dominant_strategy']})")
         print("  mined:", " → ".join(r["consensus_mined"]))

@@ -23,7 +23,14 @@ import numpy as np
 
 from rlmine.errors import UserError
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "HashingEmbedder", "SentenceEmbedder", "get_embedder"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Embedder",
+    "HashingEmbedder",
+    "SentenceEmbedder",
+    "embedder_for_model",
+    "get_embedder",
+]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 Progress = Callable[[int], None]  # called with the number of texts just embedded
@@ -160,3 +167,15 @@ def get_embedder(name: str) -> Embedder:
     except KeyError:
         raise UserError(f"unknown embedder {name!r}", f"--embedder one of: {', '.join(EMBEDDERS)}") from None
     return factory()
+
+
+def embedder_for_model(model: str) -> Embedder:
+    """The registered embedder whose vectors carry the name ``model`` (a stored mining's model)."""
+    for factory in EMBEDDERS.values():
+        made = factory()
+        if made.name == model:
+            return made
+    raise UserError(
+        f"the mining was made with embedder {model!r}, which this install does not have",
+        "`rlmine mine --embedder minilm` (or hashing) to mine the scope again",
+    )

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miner.cluster import ClusterOptions, cluster_vectors, match_ids, regroup
+from miner.cluster import ClusterOptions, Clusters, cluster_vectors, match_ids, regroup
 from miner.dataflow import join_by_dataflow
+from miner.edits import Merge, apply_merges, force_ids
 from miner.embed import Embedder, get_embedder
 from miner.flows import (
     Outcome,
@@ -53,6 +54,7 @@ from rlmine.store import (
     previous_tactics,
     save_embeddings,
     save_mining,
+    tactic_edits,
     task_id_for,
 )
 
@@ -70,6 +72,19 @@ class MineOptions:
     max_pattern_length: int = 6
     group_distance: float = 0.2  # Jaccard distance within which successful runs share an approach
     quorum: float = 0.5  # share of the dominant group a consensus step needs
+
+    @staticmethod
+    def from_params(params: dict[str, Any]) -> MineOptions:
+        """The options a stored mining recorded (``mining_runs.params``); unknown keys are ignored."""
+
+        def pick(cls: Any, data: Any) -> dict[str, Any]:
+            known = cls.__dataclass_fields__
+            return {k: v for k, v in (data or {}).items() if k in known}
+
+        top = pick(MineOptions, params)
+        top["split"] = SplitOptions(**pick(SplitOptions, params.get("split")))
+        top["cluster"] = ClusterOptions(**pick(ClusterOptions, params.get("cluster")))
+        return MineOptions(**top)
 
 
 def _hash(text: str) -> str:
@@ -155,11 +170,14 @@ def mine(
     options: MineOptions | None = None,
     progress: Progress | None = None,
     namer: Namer | None = None,
+    id_hints: Sequence[tuple[str, str]] = (),
 ) -> MiningResult:
     """Mine the runs of ``task`` (all runs when None); store and return the mining.
 
     ``namer`` (a prompt -> reply function over any LM) names the tactics; a reply that is not
-    a short name keeps the c-TF-IDF name.
+    a short name keeps the c-TF-IDF name. The scope's tactic edits (``rlmine tactics merge`` /
+    ``rename``) apply to every mining. ``id_hints`` are (tactic id, medoid hash) pairs a tactic
+    may continue besides the previous mining's: the tactics of a merge just taken back.
     """
     opts = options or MineOptions()
     store = db if isinstance(db, Store) else Store.open(db)
@@ -169,6 +187,7 @@ def mine(
     with store.reader() as con:
         task_id = task_id_for(con, task) if task else None
         cells = code_cells(con, task_id=task_id)
+        edits = tactic_edits(con, task_id)
     notes = _check_input(cells, task)
     timings["read"] = time.perf_counter() - t0
 
@@ -199,7 +218,24 @@ def mine(
             opts.cluster.dataflow_share,
         )
         clusters = regroup(vectors, [weights[h] for h in distinct], clusters, group_of, opts.cluster)
-    ids = _tactic_ids(store, emb.name, task_id, clusters.labels, clusters.medoids, distinct, vectors, opts)
+    merges = [
+        Merge(str(e["id"]), tuple(e["tactic_ids"]), tuple(e["medoid_hashes"]))
+        for e in edits.to_dict("records")
+        if e["kind"] == "merge"
+    ]
+    forced: dict[int, str] = {}
+    if merges:
+        wanted = {h for m in merges for h in m.medoid_hashes}
+        known = {h: vectors[index_of[h]] for h in wanted if h in index_of}
+        with store.reader() as con:
+            known.update(cached_embeddings(con, sorted(wanted - set(known)), emb.name))
+        clusters, forced, edit_notes = apply_merges(
+            vectors, [weights[h] for h in distinct], distinct, clusters, merges, known, opts.cluster
+        )
+        notes.extend(edit_notes)
+    ids = _tactic_ids(
+        store, emb.name, task_id, clusters, distinct, vectors, opts, forced=forced, hints=id_hints
+    )
     timings["cluster"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -215,6 +251,8 @@ def mine(
     )
     if namer is not None:
         tactics = [replace(t, label=llm_name(namer, t.keywords, t.example) or t.label) for t in tactics]
+    names = {e["tactic_ids"][0]: str(e["name"]) for e in edits.to_dict("records") if e["kind"] == "rename"}
+    tactics = [replace(t, label=names.get(t.id, t.label)) for t in tactics]
     runs_in_order = sorted(outcome)
     seqs = [sequences.get(r, []) for r in runs_in_order]
     outs = [outcome[r] for r in runs_in_order]
@@ -245,6 +283,7 @@ def mine(
         sequences=sequences,
         timings=timings,
         notes=notes,
+        edits=[str(e) for e in edits["id"]],
     )
     t = time.perf_counter()
     tables = mining_tables(
@@ -267,15 +306,24 @@ def _tactic_ids(
     store: Store,
     model: str,
     task_id: str | None,
-    labels: np.ndarray,
-    medoids: list[int],
+    clusters: Clusters,
     distinct: list[str],
     vectors: np.ndarray,
     opts: MineOptions,
+    *,
+    forced: Mapping[int, str],
+    hints: Sequence[tuple[str, str]],
 ) -> list[str]:
-    """An id per cluster: the previous mining's id when it is the same tactic, else a new ``T<n>``."""
+    """An id per cluster: the previous mining's id when it is the same tactic, else a new ``T<n>``.
+
+    ``forced`` ids (merged clusters) win; ``hints`` are more (id, medoid hash) pairs to continue.
+    """
+    labels, medoids = clusters.labels, clusters.medoids
     with store.reader() as con:
-        old = previous_tactics(con, task_id)
+        old = previous_tactics(con, task_id)[["id", "medoid_hash"]]
+        extra = [(i, h) for i, h in hints if i not in set(old["id"])]
+        if extra:
+            old = pd.concat([old, pd.DataFrame(extra, columns=["id", "medoid_hash"])], ignore_index=True)
         old_vectors = cached_embeddings(con, old["medoid_hash"].tolist(), model) if len(old) else {}
         next_number = next_tactic_number(con)
     old = old[old["medoid_hash"].isin(old_vectors)] if len(old) else old
@@ -294,7 +342,7 @@ def _tactic_ids(
             opts.cluster.match_threshold,
         )
     out: list[str] = []
-    for found in matched:
+    for found in force_ids(matched, forced):
         if found is None:
             found = f"T{next_number}"
             next_number += 1

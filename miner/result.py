@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from miner.flows import Pattern
@@ -44,6 +44,7 @@ class MiningResult:
     sequences: dict[str, list[str]]
     timings: dict[str, float]
     notes: list[str]
+    edits: list[str] = field(default_factory=list)  # ids of the tactic edits this mining applied
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

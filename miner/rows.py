@@ -33,7 +33,7 @@ def mining_tables(
             {
                 "id": mid,
                 "task_id": result.task_id,
-                "params": json.dumps(asdict(opts)),
+                "params": json.dumps({**asdict(opts), "edits": result.edits}),
                 "model": result.model,
                 "n_runs": result.n_runs,
                 "n_steps": result.n_steps,

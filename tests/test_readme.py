@@ -128,9 +128,15 @@ def test_every_readme_command_runs(tmp_path: Path) -> None:
             continue
         if argv[:2] == ["runs", "show"]:
             argv[2] = run_id
-        if argv[:2] == ["tactics", "show"]:
-            listed = run(["tactics", "list", "--json"], tmp_path)
-            argv[2] = re.findall(r'"id": "(T[0-9]+)"', listed.stdout)[0]
+        if argv[:2] in (["tactics", "show"], ["tactics", "merge"], ["tactics", "rename"]):
+            listed = run(["tactics", "list", "--task", "logs", "--json"], tmp_path)
+            ids = re.findall(r'"id": "(T[0-9]+)"', listed.stdout)
+            argv[2] = ids[0]
+            if argv[1] == "merge":
+                argv[3] = ids[-1]
+        if argv[:2] == ["tactics", "unedit"]:
+            listed = run(["tactics", "edits", "--json"], tmp_path)
+            argv[2] = re.findall(r'"id": "(E[0-9A-Z]+)"', listed.stdout)[0]
         if argv[:2] == ["agent", "show"]:
             listed = run(["agent", "list", "--json"], tmp_path)
             argv[2] = re.findall(r'"id": "(agent-[0-9a-f]+)"', listed.stdout)[0]

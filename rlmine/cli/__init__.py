@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "rlmine.cli.imports",
     "rlmine.cli.score",
     "rlmine.cli.mine",
+    "rlmine.cli.tactic_edits",
     "rlmine.cli.export",
     "rlmine.cli.db",
     "rlmine.cli.dashboard",

@@ -16,7 +16,9 @@ from rlmine.errors import NotFoundError, UserError
 if TYPE_CHECKING:
     from miner.pipeline import MiningResult
 
-tactics_app = typer.Typer(help="Browse the tactics found by `rlmine mine`.", no_args_is_help=True)
+tactics_app = typer.Typer(
+    help="Browse the tactics found by `rlmine mine`, and correct them (merge, rename).", no_args_is_help=True
+)
 
 
 def _fmt(value: Any, spec: str = ".2f") -> str:

@@ -24,6 +24,11 @@ def print_json(data: Any) -> None:
 
 
 def df_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame rows as JSON-friendly dicts (NaN/NaT become null)."""
+    """DataFrame rows as JSON-friendly dicts (NaN/NaT become null, list columns lists)."""
+    import numpy as np
+
     clean = df.astype(object).where(df.notna(), None)
-    return [{str(k): v for k, v in r.items()} for r in clean.to_dict(orient="records")]
+    return [
+        {str(k): v.tolist() if isinstance(v, np.ndarray) else v for k, v in r.items()}  # list columns
+        for r in clean.to_dict(orient="records")
+    ]

@@ -123,6 +123,13 @@ from rlmine.store._rows import (
     trace_rows,
 )
 from rlmine.store._schema import SCHEMAS
+from rlmine.store._tactic_edits import (
+    EDIT_KINDS,
+    add_tactic_edit,
+    delete_tactic_edit,
+    rename_tactic,
+    tactic_edits,
+)
 from rlmine.store._writes import TABLE_ORDER, delete_runs, merge_rows, save_runs, save_traces
 from rlmine.trace import Trace
 
@@ -131,6 +138,7 @@ DatabaseError = duckdb.Error  # what a failed query raises (the face's callers n
 
 __all__ = [
     "CORRECT_CHOICES",
+    "EDIT_KINDS",
     "ERROR_CHOICES",
     "LATEST_VERSION",
     "RUN_SORT_COLUMNS",
@@ -158,6 +166,7 @@ __all__ = [
     "SlotRun",
     "Store",
     "TraceRows",
+    "add_tactic_edit",
     "batch_runs",
     "batch_summary",
     "cached_embeddings",
@@ -169,6 +178,7 @@ __all__ = [
     "current_owner",
     "current_version",
     "delete_runs",
+    "delete_tactic_edit",
     "directly_follows",
     "dumps",
     "eval_rows",
@@ -202,6 +212,7 @@ __all__ = [
     "read_instances",
     "read_task",
     "release_claims",
+    "rename_tactic",
     "replace_run_tables",
     "replace_runs",
     "resolve_agent_id",
@@ -224,6 +235,7 @@ __all__ = [
     "sub_call_responses",
     "successful_runs",
     "table_counts",
+    "tactic_edits",
     "tactic_members",
     "tactic_sequences",
     "task_id_for",

@@ -378,12 +378,30 @@ SELECT c.id, c.run_id, c.iteration, c.role, c.model, coalesce(c.prompt, t.text) 
 FROM llm_call_rows c LEFT JOIN prompt_texts t ON t.sha256 = c.prompt_ref;
 """
 
+# A user's corrections to the tactics of one mining scope (a task, or all runs: task_id NULL),
+# kept as inputs of every later mining of that scope: `rlmine tactics merge` joins tactics the
+# miner split (decision 0022), `rlmine tactics rename` names one. A merge stores the medoid step
+# of each tactic it joined, which is how a later mining finds those tactics again (ids alone
+# would not: a tactic merged away has no row in the next mining).
+_M0006_TACTIC_EDITS = """
+CREATE TABLE tactic_edits (
+    id            VARCHAR PRIMARY KEY,
+    task_id       VARCHAR,
+    kind          VARCHAR NOT NULL,
+    tactic_ids    VARCHAR[] NOT NULL,
+    medoid_hashes VARCHAR[],
+    name          VARCHAR,
+    created_at    TIMESTAMP NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core trace tables", _M0001_CORE),
     Migration(2, "code blocks", _M0002_CODE_BLOCKS),
     Migration(3, "agents, candidates and evals", _M0003_CODEGEN),
     Migration(4, "mining: steps, embeddings, tactics, sequences", _M0004_MINING),
     Migration(5, "long prompt text stored once", _M0005_PROMPT_TEXTS),
+    Migration(6, "tactic edits: merges and names kept across minings", _M0006_TACTIC_EDITS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -50,6 +50,10 @@ TABLE_NOTES: dict[str, str] = {
     "embeddings": "Cache: the vector of one normalized step (by content hash) from one embedding model.",
     "tactics": "One tactic found by a mining: name, keywords, size, success rate, lift, medoid example.",
     "run_tactics": "A run's tactic sequence in one mining (repeats collapsed), one row per position.",
+    "tactic_edits": (
+        "A user's merge or rename of tactics of one mining scope (task, or NULL: all runs), applied by"
+        " every later mining of that scope; a merge keeps each joined tactic's medoid step to find it again."
+    ),
     "patterns": "A frequent contiguous tactic sequence of a mining: support, success rate, lift, median cost.",
     "mined_steps": "The stable way to read mining results from SQL: each step of the latest mining that "
     "covered its run, with `run_id, iteration, line_start, line_end, tactic_id` (NULL for rare steps).",
