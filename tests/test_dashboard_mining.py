@@ -56,6 +56,24 @@ def test_tactics_page_lists_tactics_shows_one_and_maps_steps(
     assert at.query_params["tactic"] == [other] or at.query_params["tactic"] == other
 
 
+def test_tactics_page_says_which_edits_its_mining_applied(tmp_path: Path, use_db: UseDb) -> None:  # noqa: F811
+    import miner.curate as curate
+
+    store = make_db(tmp_path / "edited.duckdb")
+    plain = miner.mine(store, task="logs", embedder="hashing")
+    kept, joined = sorted(t.id for t in plain.tactics)[:2]
+    curate.merge_tactics(store, [kept, joined])
+    curate.rename_tactic(store, kept, "my name for it")
+    miner.mine(store, task="logs", embedder="hashing")  # a later mining applies both
+    use_db(tmp_path / "edited.duckdb")
+    at = open_page(components.TACTICS)
+    assert not at.error and not at.exception
+    table = at.dataframe[0].value
+    assert joined not in set(table["id"]) and "my name for it" in set(table["label"])
+    shown = " ".join(c.value for c in at.caption)
+    assert f"merge {joined} into {kept}; rename {kept} to “my name for it”" in shown
+
+
 def test_flows_page_shows_the_graph_sequences_and_outcomes(
     mined_db: tuple[Path, miner.MiningResult],
     use_db: UseDb,  # noqa: F811

@@ -46,6 +46,22 @@ def _table(page: data.PageData) -> None:
     )
 
 
+def _edits(page: data.PageData) -> None:
+    edits = page.frames.get("edits")
+    if edits is None or edits.empty:
+        return
+    said = [
+        f"merge {' + '.join(list(e['tactic_ids'])[1:])} into {e['tactic_ids'][0]}"
+        if e["kind"] == "merge"
+        else f"rename {e['tactic_ids'][0]} to “{e['name']}”"
+        for e in edits.to_dict("records")
+    ]
+    st.caption(
+        "Your tactic edits, applied by this mining: " + "; ".join(said) + " "
+        "(`rlmine tactics edits` lists them, `rlmine tactics unedit` takes one back)."
+    )
+
+
 def _detail(page: data.PageData) -> None:
     if "selected" not in page.frames or page["selected"].empty:
         return
@@ -119,6 +135,7 @@ def render() -> None:
         st.info("This mining found no tactic (every step was rare).")
         return
     _table(page)
+    _edits(page)
     ids = [str(t) for t in tactics["id"]]
     labels = dict(zip(ids, tactics["label"], strict=True))
     picked = st.selectbox(

@@ -6,6 +6,8 @@ empty ``minings`` frame: the pages then say how to mine.
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pandas as pd
 
@@ -69,13 +71,29 @@ def _map(con: duckdb.DuckDBPyConnection, mining_id: str) -> pd.DataFrame:
     return out
 
 
+def _applied_edits(con: duckdb.DuckDBPyConnection, minings: pd.DataFrame, mining_id: str) -> pd.DataFrame:
+    """The tactic edits (merges, names) a mining applied, oldest first; empty before migration 6."""
+    params = minings.loc[minings["id"] == mining_id, "params"]
+    ids = json.loads(params.iloc[0] or "{}").get("edits", []) if len(params) else []
+    if not ids:
+        return pd.DataFrame()
+    return con.execute(
+        "SELECT id, kind, tactic_ids, name FROM tactic_edits WHERE list_contains(?, id) ORDER BY id", [ids]
+    ).df()
+
+
 def tactics_frames(con: duckdb.DuckDBPyConnection, mining_id: str | None, tactic_id: str | None) -> Frames:
     minings = _minings(con)
     chosen = _pick(minings, mining_id)
     if chosen is None:
         return {"minings": minings}
     tactics = list_tactics(con, chosen)
-    frames = {"minings": minings, "tactics": tactics, "map": _map(con, chosen)}
+    frames = {
+        "minings": minings,
+        "tactics": tactics,
+        "map": _map(con, chosen),
+        "edits": _applied_edits(con, minings, chosen),
+    }
     # Frequency per task: the size of each tactic id in the latest mining of every task.
     frames["per_task"] = con.execute(
         """
