@@ -153,6 +153,13 @@ def test_bad_edits_are_one_line_each(tmp_path: Path) -> None:
     edits = json.loads(invoke("tactics", "edits", "--db", str(db), "--json").output)["edits"]
     assert len(edits) == 1  # nothing was recorded by the refused ones
 
+    # The all-runs scope has edits of its own, listed as such.
+    both = [t["id"] for t in everything["tactics"][:2]]
+    merged = invoke("tactics", "merge", both[0], both[1], both[0], "--db", str(db))
+    assert merged.exit_code == 0 and f"merged {both[1]} into {both[0]} (edit" in merged.output
+    table = invoke("tactics", "edits", "--db", str(db)).output
+    assert "all runs" in table and f"merge {both[1]} into {both[0]}" in table and "nan" not in table
+
 
 def _unit(*rows: list[float]) -> np.ndarray:
     v = np.asarray(rows, dtype=np.float32)

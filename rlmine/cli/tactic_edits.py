@@ -55,11 +55,11 @@ def merge_cmd(
     from miner.curate import merge_tactics
 
     edit_id, result = merge_tactics(open_store(db), tactic_ids)
-    kept = tactic_ids[0].strip().upper()
+    kept, *joined = dict.fromkeys(t.strip().upper() for t in tactic_ids if t.strip())
     if as_json:
         print_json({"edit_id": edit_id, **_summary(result, kept)})
         return
-    others = ", ".join(t.strip().upper() for t in tactic_ids[1:])
+    others = ", ".join(joined)
     console().print(
         f"merged {others} into {kept} (edit {edit_id}; `rlmine tactics unedit {edit_id}` undoes it)"
     )
@@ -109,7 +109,7 @@ def edits_cmd(
     table = Table(title="Tactic edits (applied in this order)", title_justify="left")
     for col in ("id", "scope", "edit", "made"):
         table.add_column(col)
-    for row in df.to_dict("records"):
+    for row in df_records(df):
         ids = list(row["tactic_ids"])
         what = (
             f"merge {' + '.join(ids[1:])} into {ids[0]}"
