@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClusterOptions", "Clusters", "cluster_vectors", "match_ids", "regroup"]
+__all__ = ["ClusterOptions", "Clusters", "cluster_vectors", "match_ids", "member_hashes", "regroup"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +109,15 @@ def _finish(vectors: np.ndarray, w: np.ndarray, raw: np.ndarray, opts: ClusterOp
     for index, (_, _, _, members) in enumerate(found):
         labels[members] = index
     return Clusters(labels, [f[1] for f in found], [int(f[0]) for f in found])
+
+
+def member_hashes(clusters: Clusters, distinct: Sequence[str]) -> list[set[str]]:
+    """Per cluster, the hashes of its distinct steps (what ``match_ids`` checks old medoids against)."""
+    out: list[set[str]] = [set() for _ in clusters.medoids]
+    for i, label in enumerate(clusters.labels):
+        if label >= 0:
+            out[int(label)].add(distinct[i])
+    return out
 
 
 def match_ids(

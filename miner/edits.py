@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from miner.cluster import ClusterOptions, Clusters, match_ids, regroup
+from miner.cluster import ClusterOptions, Clusters, match_ids, member_hashes, regroup
 
 __all__ = ["Merge", "apply_merges", "force_ids"]
 
@@ -26,14 +26,6 @@ class Merge:
     edit_id: str
     tactic_ids: tuple[str, ...]  # the id kept first, then the tactics joined into it
     medoid_hashes: tuple[str, ...]  # each tactic's medoid step when the merge was made
-
-
-def _members(labels: np.ndarray, distinct: Sequence[str], k: int) -> list[set[str]]:
-    out: list[set[str]] = [set() for _ in range(k)]
-    for i, label in enumerate(labels):
-        if label >= 0:
-            out[int(label)].add(distinct[i])
-    return out
 
 
 def apply_merges(
@@ -62,7 +54,7 @@ def apply_merges(
         ).astype(np.float32)
         matched = match_ids(
             vectors[clusters.medoids],
-            _members(clusters.labels, distinct, k),
+            member_hashes(clusters, distinct),
             list(merge.tactic_ids),
             old,
             list(merge.medoid_hashes),

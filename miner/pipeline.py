@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miner.cluster import ClusterOptions, Clusters, cluster_vectors, match_ids, regroup
+from miner.cluster import ClusterOptions, Clusters, cluster_vectors, match_ids, member_hashes, regroup
 from miner.dataflow import join_by_dataflow
 from miner.edits import Merge, apply_merges, force_ids
 from miner.embed import Embedder, get_embedder
@@ -318,7 +318,7 @@ def _tactic_ids(
 
     ``forced`` ids (merged clusters) win; ``hints`` are more (id, medoid hash) pairs to continue.
     """
-    labels, medoids = clusters.labels, clusters.medoids
+    medoids = clusters.medoids
     with store.reader() as con:
         old = previous_tactics(con, task_id)[["id", "medoid_hash"]]
         extra = [(i, h) for i, h in hints if i not in set(old["id"])]
@@ -327,15 +327,11 @@ def _tactic_ids(
         old_vectors = cached_embeddings(con, old["medoid_hash"].tolist(), model) if len(old) else {}
         next_number = next_tactic_number(con)
     old = old[old["medoid_hash"].isin(old_vectors)] if len(old) else old
-    members: list[set[str]] = [set() for _ in medoids]
-    for i, lab in enumerate(labels):
-        if lab >= 0:
-            members[int(lab)].add(distinct[i])
     matched: list[str | None] = [None] * len(medoids)
     if len(old):
         matched = match_ids(
             vectors[medoids],
-            members,
+            member_hashes(clusters, distinct),
             old["id"].tolist(),
             np.stack([old_vectors[h] for h in old["medoid_hash"]]),
             old["medoid_hash"].tolist(),
