@@ -15,8 +15,8 @@ falls out; the steps the approach needs stay, in order.
 
 from __future__ import annotations
 
+import math
 import statistics
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -108,11 +108,18 @@ def frequent_sequences(
     return out
 
 
-def dominant_group(sequences: Sequence[Sequence[str]], threshold: float = 0.5) -> list[int]:
+def dominant_group(
+    sequences: Sequence[Sequence[str]],
+    threshold: float = 0.5,
+    costs: Sequence[Outcome] | None = None,
+) -> list[int]:
     """Indices of the largest group of runs using similar sets of tactics.
 
     Runs with the same set of tactics are clustered once (their count weighs the group), and
     Jaccard distances come from one matrix product, so thousands of runs take a moment.
+    Groups of equal size: the cheaper one (median iterations, LLM calls, tokens of ``costs``,
+    one per sequence) wins, then the one whose tactic sets sort first, so the pick depends on
+    the runs' content, never on their ids or order.
     """
     if len(sequences) <= 2:
         return list(range(len(sequences)))
@@ -136,13 +143,31 @@ def dominant_group(sequences: Sequence[Sequence[str]], threshold: float = 0.5) -
         n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
     ).fit_predict(dist)
     label_of = {key: int(lab) for key, lab in zip(distinct, labels, strict=True)}
-    runs_of = Counter(label_of[k] for k in keys)
-    # Largest group (in runs); ties go to the group of the earliest run (deterministic).
-    first: dict[int, int] = {}
+    members: dict[int, list[int]] = {}
     for i, k in enumerate(keys):
-        first.setdefault(label_of[k], i)
-    best = min(runs_of, key=lambda lab: (-runs_of[lab], first[lab]))
-    return [i for i, k in enumerate(keys) if label_of[k] == best]
+        members.setdefault(label_of[k], []).append(i)
+
+    def rank(lab: int) -> tuple[object, ...]:
+        runs = members[lab]
+        cost = _group_cost([costs[i] for i in runs]) if costs is not None else ()
+        content = sorted(sorted(k) for k in {keys[i] for i in runs})
+        return (-len(runs), cost, content)
+
+    return members[min(members, key=rank)]
+
+
+def _group_cost(outcomes: Sequence[Outcome]) -> tuple[float, float, float]:
+    """Median iterations, LLM calls and tokens (unknown counts last)."""
+
+    def med(values: list[float | None]) -> float:
+        found = _median(values)
+        return math.inf if found is None else found
+
+    return (
+        med([o.iterations for o in outcomes]),
+        med([o.llm_calls for o in outcomes]),
+        med([o.tokens for o in outcomes]),
+    )
 
 
 def consensus_plan(sequences: Sequence[Sequence[str]], quorum: float = 0.5) -> list[str]:

@@ -259,8 +259,9 @@ def mine(
     patterns = frequent_sequences(
         seqs, outs, min_support=opts.min_support, max_length=opts.max_pattern_length
     )
-    winners = [s for s, o in zip(seqs, outs, strict=True) if o.correct and s]
-    group = dominant_group(winners, opts.group_distance)
+    won = [(s, o) for s, o in zip(seqs, outs, strict=True) if o.correct and s]
+    winners = [s for s, _ in won]
+    group = dominant_group(winners, opts.group_distance, [o for _, o in won])
     consensus = consensus_plan([winners[i] for i in group], opts.quorum)
     timings["sequences"] = time.perf_counter() - t
 

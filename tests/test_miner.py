@@ -297,3 +297,21 @@ def test_ctfidf_keeps_distinctive_tokens_and_names_read_well() -> None:
     assert readable_name(words[1], set(code[1])) == "batched llm_query · join · print"
     assert readable_name([], set(), "v1 = {}") == "empty dict"
     assert readable_name(["re"], {"re"}, "import re\nimport json") == "imports"
+
+
+def test_the_dominant_approach_of_tied_groups_is_the_cheaper_one_whatever_the_run_order() -> None:
+    from miner.flows import Outcome, consensus_plan, dominant_group
+
+    cheap = Outcome(True, 3, 1, 900)
+    dear = Outcome(True, 6, 40, 30_000)
+    runs = [(["T1", "T2", "T9"], dear)] * 3 + [(["T1", "T5", "T6"], cheap)] * 3
+    for order in (runs, runs[::-1]):
+        seqs = [s for s, _ in order]
+        group = dominant_group(seqs, 0.2, [o for _, o in order])
+        assert consensus_plan([seqs[i] for i in group]) == ["T1", "T5", "T6"]
+    # Without costs the tie still falls the same way in either order (by content).
+    picks = {
+        tuple(consensus_plan([s for s, _ in [order[i] for i in dominant_group([s for s, _ in order], 0.2)]]))
+        for order in (runs, runs[::-1])
+    }
+    assert len(picks) == 1
