@@ -104,7 +104,7 @@ def mine_cmd(
     def on_progress(phase: str, done: int, total: int) -> None:
         bar.update(job, completed=done, total=total)
 
-    namer = _namer(label_model, api_base) if label_model else None
+    namer = lm_asker(label_model, api_base) if label_model else None
     with ray_embedder or nullcontext(), bar:
         result = mine(
             store,
@@ -120,17 +120,17 @@ def mine_cmd(
     _report(result)
 
 
-def _namer(model: str, api_base: str | None) -> Callable[[str], str]:
+def lm_asker(model: str, api_base: str | None, *, max_tokens: int = 30) -> Callable[[str], str]:
     """A prompt -> reply function over one of the recorder's LM backends (temperature 0)."""
     from recorder.lm.base import Message
     from recorder.lm.registry import make_lm
 
     lm = make_lm(model, role="sub", api_base=api_base)
 
-    def name(prompt: str) -> str:
-        return lm.complete([Message("user", prompt)], temperature=0.0, max_tokens=30).text
+    def ask(prompt: str) -> str:
+        return lm.complete([Message("user", prompt)], temperature=0.0, max_tokens=max_tokens).text
 
-    return name
+    return ask
 
 
 def _report(result: MiningResult) -> None:

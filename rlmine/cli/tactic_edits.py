@@ -144,3 +144,65 @@ def unedit_cmd(
     console().print(f"took back edit {edit['id']} ({edit['kind']} of {', '.join(edit['tactic_ids'])})")
     if result is not None:
         _print_mining(result, first)
+
+
+def _merges(n: int) -> str:
+    return f"{n} merge" if n == 1 else f"{n} merges"
+
+
+@tactics_app.command("suggest")
+def suggest_cmd(
+    model: str = typer.Option(
+        ..., "--model", help="The model that reads the tactics (any --model of `rlmine record`, e.g. gpt-4o)."
+    ),
+    api_base: str | None = typer.Option(None, "--api-base", help="OpenAI-compatible endpoint for --model."),
+    task: str | None = typer.Option(
+        None, "--task", help="The task's latest mining (default: the all-runs one)."
+    ),
+    apply: bool = typer.Option(False, "--apply", help="Store the proposed merges as edits and mine again."),
+    db: Path | None = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Ask a model which tactics serve one purpose; review its merges, then --apply them."""
+    from miner.curate import merge_groups, suggest_merges
+    from rlmine.cli.mine import lm_asker
+    from rlmine.store import get_tactic
+
+    store = open_store(db)
+    groups = suggest_merges(store, lm_asker(model, api_base, max_tokens=2000), task=task)
+    with store.reader() as con:
+        label = {t: str(get_tactic(con, t)["label"]) for ids in groups for t in ids}
+    edit_ids: list[str] = []
+    result = None
+    if apply and groups:
+        edit_ids, result = merge_groups(store, groups)
+    if as_json:
+        print_json(
+            {
+                "groups": [
+                    {"keep": ids[0], "join": ids[1:], "labels": [label[t] for t in ids]} for ids in groups
+                ],
+                "applied": bool(edit_ids),
+                "edit_ids": edit_ids,
+                "mining": None if result is None else _summary(result, None),
+            }
+        )
+        return
+    out = console()
+    if not groups:
+        out.print(f"{model} proposed no merges: it found no tactics that serve one purpose")
+        return
+    from rich.markup import escape
+
+    lines = [(ids, escape(" + ".join(repr(label[t]) for t in ids))) for ids in groups]
+    if result is None:
+        out.print(f"{model} proposes {_merges(len(groups))}; review them, then run them or add --apply:")
+        for ids, names in lines:
+            out.print(f"  rlmine tactics merge {' '.join(ids)}  [dim]# {names}[/]", highlight=False)
+        return
+    out.print(
+        f"stored {len(edit_ids)} merges as edits {', '.join(edit_ids)} (`rlmine tactics unedit` undoes one):"
+    )
+    for (ids, names), edit_id in zip(lines, edit_ids, strict=True):
+        out.print(f"  {edit_id}: {' + '.join(ids[1:])} into {ids[0]}  [dim]# {names}[/]", highlight=False)
+    _print_mining(result, None)
