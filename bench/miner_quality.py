@@ -65,6 +65,12 @@ GOAL = 0.80
 OUTLIER_GOAL = 0.10
 
 
+def _top(votes: Counter[str]) -> str:
+    """The most common key; a tie goes to the one that sorts first (not to insertion order,
+    which follows time-based run ids)."""
+    return min(votes.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
 def _score(con: duckdb.DuckDBPyConnection, mining_id: str) -> dict[str, Any]:
     rows = con.execute(
         """
@@ -95,7 +101,7 @@ def _score(con: duckdb.DuckDBPyConnection, mining_id: str) -> dict[str, Any]:
         [mining_id],
     ).fetchall():
         votes.setdefault(tactic, Counter())[label] += 1
-    majority = {m: c.most_common(1)[0][0] for m, c in votes.items()}
+    majority = {m: _top(c) for m, c in votes.items()}
     return {
         "labelled_ranges": len(rows),
         "ari": adjusted_rand_score(truth, mined),
@@ -133,8 +139,8 @@ def _ceilings(con: duckdb.DuckDBPyConnection, mining_id: str) -> dict[str, float
     for label, tactic, h in rows:
         form_votes.setdefault(h, Counter())[label] += 1
         tactic_votes.setdefault(tactic, Counter())[label] += 1
-    form_label = {h: c.most_common(1)[0][0] for h, c in form_votes.items()}
-    majority = {t: c.most_common(1)[0][0] for t, c in tactic_votes.items()}
+    form_label = {h: _top(c) for h, c in form_votes.items()}
+    majority = {t: _top(c) for t, c in tactic_votes.items()}
     parent = {t: t for t in runs_of}
 
     def root(t: str) -> str:
@@ -180,7 +186,7 @@ def _truth_consensus(con: duckdb.DuckDBPyConnection, task_id: str) -> tuple[str 
     sound = Counter(s for _, s, ok in strategies if ok and s)
     if not sound:
         return None, []
-    dominant = sound.most_common(1)[0][0]
+    dominant = _top(sound)
     runs = [r for r, s, _ in strategies if s == dominant]
     seqs = []
     for run in sorted(runs):

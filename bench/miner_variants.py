@@ -75,6 +75,12 @@ class Family:
     label_seqs: dict[str, list[str]]
 
 
+def _top(votes: Counter[str]) -> str:
+    """The most common key; a tie goes to the one that sorts first (not to insertion order,
+    which follows time-based run ids)."""
+    return min(votes.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
 def prepare(seed: int, work: Path) -> Path:
     """A dev database: 60 + 12 runs per family, mined once (the embedding cache fills)."""
     db = work / "dev.duckdb"
@@ -345,7 +351,7 @@ def _majority(f: Family, tactic: list[int]) -> dict[int, str]:
     for t, label in zip(tactic, f.cover, strict=True):
         if label is not None:
             votes[t][label] += 1
-    return {t: c.most_common(1)[0][0] for t, c in votes.items()}
+    return {t: _top(c) for t, c in votes.items()}
 
 
 def oracle(f: Family, max_shared: float) -> list[int]:
@@ -397,7 +403,7 @@ def score(f: Family, tactic: list[int], plan: Plan, quorum: float) -> dict[str, 
     group = dominant_group(winners, 0.2)
     mined_plan = collapse([label.get(int(t), "?") for t in plan([winners[i] for i in group], quorum)])
     sound = Counter(s for r, (s, ok) in sorted(f.strategy.items()) if ok and s and f.correct[r])
-    dominant = sound.most_common(1)[0][0] if sound else None
+    dominant = _top(sound) if sound else None
     truth_plan = plan(
         [f.label_seqs[r] for r in sorted(f.label_seqs) if f.strategy[r][0] == dominant and f.correct[r]],
         quorum,
