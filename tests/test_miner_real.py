@@ -57,3 +57,43 @@ def test_imported_rlms_and_dspy_runs_mine_alongside_recorded_ones(tmp_path: Path
         steps, tagged = engines[engine]
         assert steps > 0 and tagged > 0, (engine, steps, tagged)
     assert result.n_runs > 12
+
+
+@pytest.mark.slow
+def test_onnx_runtime_gives_the_torch_vectors_and_falls_back_when_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import miner.onnx_encoder as onnx_encoder
+    from rlmine.errors import UserError
+
+    texts = [
+        "print(len(v1))",
+        "v1 = [v2[v3:v3 + NUM] for v3 in range(0, len(v2), NUM)]",
+        "v1 = llm_query_batched([STR + v2 for v2 in v3])\nv4 = sum(int(v5.strip() or 0) for v5 in v1)" * 6,
+        "SUBMIT(v1)",
+    ] * 40
+    fast = SentenceEmbedder()  # auto: ONNX Runtime, installed by the miner extra
+    fast_vectors = fast.encode(texts)
+    assert fast.runtime == "onnx"
+    slow = SentenceEmbedder(backend="torch")
+    slow._model = fast._model
+    assert slow.runtime == "torch"
+    assert np.all(np.sum(fast_vectors * slow.encode(texts), axis=1) > 1 - 1e-5)
+    # A runtime whose vectors differ from torch's, or an export that fails, is not used.
+    real_batch = onnx_encoder.OnnxEncoder.encode_batch
+    monkeypatch.setattr(onnx_encoder.OnnxEncoder, "encode_batch", lambda self, t: -real_batch(self, t))
+    assert onnx_encoder.onnx_encoder(fast._model) is None
+    monkeypatch.setattr(onnx_encoder.OnnxEncoder, "__init__", lambda self, m: 1 / 0)
+    assert onnx_encoder.onnx_encoder(fast._model) is None
+    # Without onnxruntime, auto stays on torch; asking for onnx is a one-line error with the fix.
+    monkeypatch.setattr(onnx_encoder, "onnx_missing", lambda: "onnxruntime")
+    fallback = SentenceEmbedder()
+    fallback._model = fast._model
+    assert fallback.runtime == "torch"
+    assert np.allclose(fallback.encode(texts[:4]), fast_vectors[:4], atol=1e-5)
+    forced = SentenceEmbedder(backend="onnx")
+    forced._model = fast._model
+    with pytest.raises(UserError, match="onnxruntime is not installed"):
+        forced.encode(texts[:4])
+    with pytest.raises(UserError, match="unknown embedding backend"):
+        SentenceEmbedder(backend="gpu")
