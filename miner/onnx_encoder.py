@@ -1,9 +1,8 @@
 """all-MiniLM-L6-v2's transformer run by ONNX Runtime: the same vectors, about twice as fast on CPU.
 
-The loaded SentenceTransformer's transformer is exported once per process, in memory, by
-torch's TorchScript exporter into a temporary file that is read back and deleted. That takes
-about 1.5 s and downloads nothing.
-ONNX Runtime then runs it. The pooling is done here in NumPy, the way the model's own
+The loaded SentenceTransformer's transformer is exported once per process by torch's
+TorchScript exporter, into a temporary file that is read back and deleted. That takes about
+1.5 s and downloads nothing. ONNX Runtime then runs it. The pooling is done here in NumPy, the way the model's own
 ``Pooling`` (mean over the attention mask) and ``Normalize`` modules do it. On load, a
 self-check compares the vectors of texts of different lengths (so padding is exercised) with
 the torch path. If they differ, or anything fails to import or export, :func:`onnx_encoder`
