@@ -166,12 +166,15 @@ def suggest_cmd(
     """Ask a model which tactics serve one purpose; review its merges, then --apply them."""
     from miner.curate import merge_groups, suggest_merges
     from rlmine.cli.mine import lm_asker
-    from rlmine.store import get_tactic
+    from rlmine.store import get_tactic, list_tactics
 
     store = open_store(db)
     groups = suggest_merges(store, lm_asker(model, api_base, max_tokens=2000), task=task)
-    with store.reader() as con:
-        label = {t: str(get_tactic(con, t)["label"]) for ids in groups for t in ids}
+    label: dict[str, str] = {}
+    if groups:  # every proposed id is a tactic of one mining: read its names once
+        with store.reader() as con:
+            shown = list_tactics(con, str(get_tactic(con, groups[0][0])["mining_id"]))
+        label = dict(zip(shown["id"], shown["label"].astype(str), strict=True))
     edit_ids: list[str] = []
     result = None
     if apply and groups:
