@@ -79,6 +79,14 @@ def test_onnx_runtime_gives_the_torch_vectors_and_falls_back_when_missing(
     slow._model = fast._model
     assert slow.runtime == "torch"
     assert np.all(np.sum(fast_vectors * slow.encode(texts), axis=1) > 1 - 1e-5)
+    # Batches run side by side, one per core: the vectors are those of one batch at a time.
+    assert fast.token_budget == 1024 and slow.token_budget == 2048
+    assert len(fast.plan_batches(texts)) > 2 and fast._runner().workers == onnx_encoder.available_cores()
+    one_at_a_time = SentenceEmbedder(workers=1)
+    one_at_a_time._model = fast._model
+    assert np.array_equal(one_at_a_time.encode(texts), fast_vectors)
+    with pytest.raises(UserError, match="embedding workers 0 is below 1"):
+        SentenceEmbedder(workers=0)
     # A runtime whose vectors differ from torch's, or an export that fails, is not used.
     real_batch = onnx_encoder.OnnxEncoder.encode_batch
     monkeypatch.setattr(onnx_encoder.OnnxEncoder, "encode_batch", lambda self, t: -real_batch(self, t))
